@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * segment: the one shared-memory segment of a ferry instance,
+ * /dev/shm/ferry.<instance>, mode 0600, made by ferryd and inherited by
+ * the stages as an fd; ferryctl maps it read-only.
+ *
+ * Layout (all offsets from the start, nothing is a pointer):
+ *
+ *   struct shm_header                      256 B, magic + layout version first
+ *   struct shm_worker[n_workers]           256 B each: one control block per stage
+ *   struct ring_shared[n_rings]            384 B each: the ring table
+ *   ring data areas                        each page-aligned, power-of-two sized
+ *
+ * Everything a reader trusts is checked on attach: a segment of another
+ * magic, layout version or geometry is refused with a message that says
+ * which and what to do.
+ */
+#ifndef FERRY_SHM_SEGMENT_H
+#define FERRY_SHM_SEGMENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shm/ring.h"
+
+#define SHM_MAGIC 0x4745535952524546ull /* "FERRYSEG" little-endian */
+#define SHM_LAYOUT_VERSION 1u
+#define SHM_INSTANCE_MAX 64 /* including the NUL */
+#define SHM_WORKER_NAME_MAX 32
+#define SHM_WORKERS_MAX 256
+#define SHM_RINGS_MAX 512
+#define SHM_PATH_MAX (sizeof("/dev/shm/ferry.") + SHM_INSTANCE_MAX)
+
+struct shm_header {
+	/* line 0 */
+	uint64_t magic;
+	uint32_t layout_version;
+	uint32_t header_size;    /* sizeof(struct shm_header) */
+	uint64_t segment_size;   /* bytes, equals the file size */
+	uint32_t worker_size;    /* sizeof(struct shm_worker) */
+	uint32_t ring_size;      /* sizeof(struct ring_shared) */
+	uint32_t n_workers;
+	uint32_t n_rings;
+	uint64_t workers_off;
+	uint64_t rings_off;
+	uint64_t created_ns;     /* CLOCK_REALTIME at creation */
+	/* line 1 */
+	char instance[SHM_INSTANCE_MAX];
+	/* lines 2-3: supervisor-owned */
+	int32_t supervisor_pid;
+	uint32_t state;          /* reserved for the supervisor */
+	uint64_t next_seq;       /* reserved: next pipeline seq (ingest) */
+	uint8_t reserved[112];
+};
+
+_Static_assert(sizeof(struct shm_header) == 4 * FERRY_CACHE_LINE, "header is 4 lines");
+_Static_assert(offsetof(struct shm_header, instance) == FERRY_CACHE_LINE, "instance on line 1");
+_Static_assert(offsetof(struct shm_header, supervisor_pid) == 2 * FERRY_CACHE_LINE, "sup on line 2");
+
+enum shm_worker_kind {
+	SHM_WORKER_OTHER = 0,
+	SHM_WORKER_INGEST,
+	SHM_WORKER_DECRYPT,
+	SHM_WORKER_MAP,
+	SHM_WORKER_PRODUCE,
+};
+
+/* One control block per stage process. */
+struct shm_worker {
+	/* line 0: identity, written at creation */
+	char name[SHM_WORKER_NAME_MAX]; /* e.g. "decrypt.1" */
+	uint32_t kind;                  /* enum shm_worker_kind */
+	uint32_t shard;
+	uint32_t index;
+	uint32_t flags;
+	uint8_t pad0[16];
+	/* line 1: supervisor-owned */
+	int32_t pid;
+	uint32_t state;
+	uint64_t started_ns;
+	uint64_t last_exit_ns;
+	int32_t last_exit; /* wait status of the last death */
+	uint32_t restarts;
+	uint64_t strike_seq; /* seq the last deaths happened on */
+	uint32_t strikes;
+	uint32_t pad1;
+	uint64_t reserved1[2];
+	/* line 2: worker-owned */
+	uint64_t heartbeat_ns;
+	uint64_t current_seq; /* seq in progress, 0: none */
+	uint64_t records_in;
+	uint64_t records_out;
+	uint64_t dead_letters;
+	uint64_t errors;
+	uint64_t reserved2[2];
+	/* line 3: the wake word the worker sleeps on, for all its rings */
+	struct shm_wake wake;
+};
+
+_Static_assert(sizeof(struct shm_worker) == 4 * FERRY_CACHE_LINE, "worker is 4 lines");
+_Static_assert(offsetof(struct shm_worker, pid) == 1 * FERRY_CACHE_LINE, "supervisor line");
+_Static_assert(offsetof(struct shm_worker, heartbeat_ns) == 2 * FERRY_CACHE_LINE, "worker line");
+_Static_assert(offsetof(struct shm_worker, wake) == 3 * FERRY_CACHE_LINE, "wake line");
+
+struct shm_worker_spec {
+	const char *name;
+	uint32_t kind;
+	uint32_t shard;
+};
+
+struct shm_ring_spec {
+	const char *name;
+	uint64_t capacity; /* bytes, power of two */
+	int writer;        /* worker index or -1 */
+	int reader;        /* worker index or -1 */
+};
+
+/*
+ * What to build. A ring whose reader (writer) is a worker wakes that
+ * worker's wake word, so a worker with many rings sleeps on one futex;
+ * a ring with -1 there uses its own wake word.
+ */
+struct shm_spec {
+	const char *instance;
+	unsigned n_workers;
+	const struct shm_worker_spec *workers;
+	unsigned n_rings;
+	const struct shm_ring_spec *rings;
+};
+
+/* A process's view of a mapped segment. */
+struct shm_segment {
+	void *base;
+	size_t size;
+	int fd;
+	int readonly;
+	struct shm_header *hdr;
+	struct shm_worker *workers;
+	struct ring_shared *rings;
+	char path[SHM_PATH_MAX];
+};
+
+enum {
+	SHM_CREATE_REPLACE = 1u << 0, /* unlink a leftover segment of the same name */
+	SHM_RDONLY = 1u << 1,         /* attach read-only (ferryctl) */
+};
+
+/* 1 if s is a usable instance name: [A-Za-z0-9_.-], 1..63 chars, no leading dot. */
+int shm_instance_valid(const char *s);
+
+/* Write "/dev/shm/ferry.<instance>" to buf. Returns 0 or -EINVAL. */
+int shm_path(const char *instance, char *buf, size_t len);
+
+/* Bytes the segment for spec takes (0 if spec is invalid). */
+size_t shm_spec_size(const struct shm_spec *spec);
+
+/*
+ * Create and map the segment for spec, mode 0600 whatever the umask, with
+ * every ring empty and every worker idle. With SHM_CREATE_REPLACE, a
+ * leftover segment of the same name is unlinked first; without it, an
+ * existing one fails with -EEXIST. seg->fd is close-on-exec: hand it to
+ * a stage with dup2(). On failure nothing is left behind.
+ * Returns 0, -EINVAL (bad spec: err says what), -EEXIST, or -errno of a
+ * failed system call; err (may be NULL) gets a message.
+ */
+int shm_segment_create(const struct shm_spec *spec, unsigned flags, struct shm_segment **ret,
+		       char *err, size_t errlen);
+
+/*
+ * Map and check the segment open on fd (SHM_RDONLY: read-only). The fd
+ * is duplicated; the caller keeps its own. Returns 0, -EPROTO (other
+ * magic or layout version), -EBADMSG (inconsistent or corrupt: a ring, a
+ * size, an offset), or -errno; err gets a message naming the segment.
+ */
+int shm_segment_attach(int fd, unsigned flags, struct shm_segment **ret, char *err, size_t errlen);
+
+/* shm_segment_attach() on /dev/shm/ferry.<instance>. -ENOENT if none. */
+int shm_segment_open(const char *instance, unsigned flags, struct shm_segment **ret, char *err,
+		     size_t errlen);
+
+/* Unmap and close. Accepts NULL. Does not unlink. */
+void shm_segment_close(struct shm_segment *seg);
+
+/* Remove /dev/shm/ferry.<instance>. Returns 0 or -errno. */
+int shm_segment_unlink(const char *instance);
+
+/* Index of the ring named name, or -ENOENT. */
+int shm_segment_ring_find(const struct shm_segment *seg, const char *name);
+
+/*
+ * Attach r to ring idx of seg in role (see ring_attach()). A read-only
+ * segment allows RING_INSPECT only. Returns 0, -EINVAL, -EROFS, or
+ * what ring_attach() returns.
+ */
+int shm_segment_ring_attach(struct shm_segment *seg, unsigned idx, unsigned role, struct ring *r,
+			    const char **why);
+
+#endif
