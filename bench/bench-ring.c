@@ -47,6 +47,7 @@ struct opts {
 	int pin;
 	uint64_t slip_bytes; /* 0: the ring's default */
 	unsigned repeat;     /* measurements per figure; the median is reported */
+	const char *ferryctl; /* run `ferryctl rings` on the first live ring */
 	unsigned sizes[8];
 	unsigned n_sizes;
 };
@@ -175,6 +176,7 @@ struct result {
 
 static int run_ring(const struct opts *o, unsigned len, struct result *res)
 {
+	static int shown;
 	struct shm_worker_spec workers[] = {{"writer", 0, 0}, {"reader", 0, 0}};
 	struct shm_ring_spec rings[] = {{"bench", o->capacity, 0, 1}};
 	char instance[64];
@@ -200,9 +202,23 @@ static int run_ring(const struct opts *o, unsigned len, struct result *res)
 	w = fork();
 	if (w == 0)
 		writer_main(seg->fd, ctl, len, o);
-	ts.tv_sec = (time_t)o->seconds;
-	ts.tv_nsec = (long)((o->seconds - (double)ts.tv_sec) * 1e9);
-	nanosleep(&ts, NULL); /* the measuring window, not synchronisation */
+	/* The measuring window (not synchronisation), split to look in midway. */
+	ts.tv_sec = (time_t)(o->seconds / 2);
+	ts.tv_nsec = (long)((o->seconds / 2 - (double)ts.tv_sec) * 1e9);
+	nanosleep(&ts, NULL);
+	if (o->ferryctl && !shown) {
+		char cmd[512];
+
+		shown = 1;
+		printf("\n$ ferryctl -i %s rings   (while %u-byte records flow)\n", instance, len);
+		fflush(stdout);
+		snprintf(cmd, sizeof(cmd), "'%s' -i '%s' rings", o->ferryctl, instance);
+		if (system(cmd) != 0)
+			fprintf(stderr, "bench-ring: ferryctl failed\n");
+		printf("\n");
+		fflush(stdout);
+	}
+	nanosleep(&ts, NULL);
 	__atomic_store_n(&ctl->stop, 1, __ATOMIC_RELAXED);
 	waitpid(w, &st1, 0);
 	waitpid(r, &st2, 0);
@@ -334,16 +350,18 @@ static void usage(FILE *f)
 		   "  -c  ring capacity in bytes, a power of two (default 1048576)\n"
 		   "  -S  record payload sizes (default 64,512,4096)\n"
 		   "  --slip BYTES  reader's temporal slip (default: the ring's)\n"
-		   "  --no-pin      do not pin writer and reader to cpus 0 and 1\n");
+		   "  --no-pin      do not pin writer and reader to cpus 0 and 1\n"
+		   "  --ferryctl PATH  show `PATH rings` on the first live ring\n");
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option lopts[] = {{"no-pin", no_argument, NULL, 'P'},
 					      {"slip", required_argument, NULL, 'L'},
+					      {"ferryctl", required_argument, NULL, 'F'},
 					      {"help", no_argument, NULL, 'h'},
 					      {0}};
-	struct opts o = {0.5, 32, 1 << 20, 1, 0, 5, {64, 512, 4096}, 3};
+	struct opts o = {0.5, 32, 1 << 20, 1, 0, 5, NULL, {64, 512, 4096}, 3};
 	int c;
 
 	while ((c = getopt_long(argc, argv, "s:b:c:S:r:h", lopts, NULL)) != -1) {
@@ -377,6 +395,9 @@ int main(int argc, char **argv)
 			break;
 		case 'L':
 			o.slip_bytes = strtoull(optarg, NULL, 0);
+			break;
+		case 'F':
+			o.ferryctl = optarg;
 			break;
 		case 'h':
 			usage(stdout);

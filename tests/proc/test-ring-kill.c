@@ -10,7 +10,10 @@
  * then commits `in`; a restarted stage skips records whose seq is at or
  * below the last seq published to `out`. The collector checks that `out`
  * holds every record exactly once, in order, with intact payloads, while
- * it SIGKILLs and restarts the stage at random moments.
+ * the stage is killed 50+ times: half by the collector's SIGKILL at
+ * arbitrary moments, half by the stage itself at a randomly chosen crash
+ * point (mid-copy, after push, between publishing `out` and committing
+ * `in`, ...), so the narrow windows are hit for sure.
  */
 #include <setjmp.h>
 #include <signal.h>
@@ -20,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -33,6 +37,31 @@
 #define BATCH 64
 
 static char instance[64];
+static pid_t source = -1, stage = -1;
+
+/* Where a stage may be told to kill itself. */
+enum crash_point {
+	CP_NONE,
+	CP_AFTER_READ,       /* read a record, nothing written */
+	CP_MID_COPY,         /* half the payload copied */
+	CP_AFTER_PUSH,       /* pushed, not published */
+	CP_BETWEEN,          /* `out` published, `in` not committed */
+	CP_AFTER_COMMIT,     /* both done */
+	CP_COUNT,
+};
+
+/* Shared with the stages (anonymous shared page inherited by fork). */
+struct crash_plan {
+	uint32_t point;     /* enum crash_point for the next incarnation */
+	uint32_t countdown; /* die on this many-th visit of point */
+};
+static struct crash_plan *plan;
+
+static void crash_point(enum crash_point p)
+{
+	if (unlikely(plan->point == p) && --plan->countdown == 0)
+		raise(SIGKILL);
+}
 
 static const struct shm_worker_spec workers[] = {
 	{"source", SHM_WORKER_OTHER, 0},
@@ -115,12 +144,16 @@ static void stage_main(int fd)
 			n++;
 			if (rec->seq <= done)
 				continue; /* written downstream before a crash */
+			crash_point(CP_AFTER_READ);
 			while (!(p = ring_reserve(&out, rec->len))) {
 				if (errno != EAGAIN || ring_wait_space(&out, rec->len, -1) < 0)
 					_exit(3);
 			}
-			memcpy(p, rec->data, rec->len);
+			memcpy(p, rec->data, rec->len / 2);
+			crash_point(CP_MID_COPY);
+			memcpy(p + rec->len / 2, rec->data + rec->len / 2, rec->len - rec->len / 2);
 			ring_push(&out, rec->len, rec->type, 0, rec->seq);
+			crash_point(CP_AFTER_PUSH);
 			done = rec->seq;
 			if (done == RECORDS)
 				break;
@@ -129,7 +162,9 @@ static void stage_main(int fd)
 			_exit(4);
 		/* Output first, then the input it came from. */
 		ring_publish(&out);
+		crash_point(CP_BETWEEN);
 		ring_commit(&in);
+		crash_point(CP_AFTER_COMMIT);
 		if (done == RECORDS)
 			_exit(0);
 		if (!n && ring_wait_data(&in, 1000) == -EINTR)
@@ -147,25 +182,49 @@ static pid_t spawn(void (*fn)(int), int fd)
 	return pid;
 }
 
+static void on_sigchld(int sig)
+{
+	(void)sig; /* only to interrupt the collector's futex wait */
+}
+
+/* Plan the next incarnation's death: by our SIGKILL (return the record count) or its own. */
+static uint64_t plan_next(unsigned *seed, uint64_t expect, unsigned kills)
+{
+	uint64_t gap = 1 + (uint64_t)rand_r(seed) % (2 * RECORDS / (MIN_KILLS + 10));
+
+	if (kills % 2) {
+		plan->point = CP_AFTER_READ + (uint32_t)rand_r(seed) % (CP_COUNT - CP_AFTER_READ);
+		/* Per-record points are visited ~64 times as often as per-batch ones. */
+		plan->countdown = 1 + (uint32_t)rand_r(seed) %
+					      (plan->point >= CP_BETWEEN ? 50 : 3000);
+		return UINT64_MAX;
+	}
+	plan->point = CP_NONE;
+	return expect + gap;
+}
+
 static void test_kill_consumer(void **state)
 {
 	struct shm_spec spec = {instance, ARRAY_SIZE(workers), workers, ARRAY_SIZE(rings), rings};
 	struct shm_segment *seg = NULL;
 	struct ring out;
 	char err[256];
-	pid_t source, stage;
 	uint64_t expect = 1, next_kill;
-	unsigned kills = 0, seed = (unsigned)getpid();
+	unsigned kills = 0, self_kills = 0, seed = (unsigned)getpid();
+	struct sigaction sa = {.sa_handler = on_sigchld};
 	int status;
 	uint64_t t0 = now_ns();
 
 	(void)state;
 	alarm(300);
+	sigaction(SIGCHLD, &sa, NULL);
+	plan = mmap(NULL, sizeof(*plan), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(plan != MAP_FAILED);
 	assert_int_equal(shm_segment_create(&spec, SHM_CREATE_REPLACE, &seg, err, sizeof(err)), 0);
 	assert_int_equal(shm_segment_ring_attach(seg, 1, RING_READER, &out, NULL), 0);
 	source = spawn(source_main, seg->fd);
+	next_kill = plan_next(&seed, expect, kills);
 	stage = spawn(stage_main, seg->fd);
-	next_kill = 1 + (uint64_t)rand_r(&seed) % (2 * RECORDS / (MIN_KILLS + 10));
 
 	while (expect <= RECORDS) {
 		const struct ring_rec *rec = ring_read(&out);
@@ -173,8 +232,17 @@ static void test_kill_consumer(void **state)
 		if (!rec) {
 			assert_int_equal(errno, EAGAIN);
 			ring_commit(&out);
-			/* The stage may be dead and not yet restarted: poll it. */
-			assert_int_not_equal(ring_wait_data(&out, 1000), -EINTR);
+			/* A stage that killed itself is restarted at once. */
+			if (waitpid(stage, &status, WNOHANG) == stage) {
+				assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+				kills++;
+				self_kills++;
+				next_kill = plan_next(&seed, expect, kills);
+				stage = spawn(stage_main, seg->fd);
+				continue;
+			}
+			/* SIGCHLD interrupts this wait; the timeout covers a lost race. */
+			ring_wait_data(&out, 100);
 			continue;
 		}
 		if (rec->seq != expect)
@@ -188,7 +256,7 @@ static void test_kill_consumer(void **state)
 		expect++;
 		if (expect == next_kill && expect <= RECORDS) {
 			/*
-			 * Kill at a random point of the stage's work: it runs
+			 * Kill at an arbitrary point of the stage's work: it runs
 			 * concurrently, so the signal lands anywhere (reading,
 			 * copying, between publish and commit, asleep).
 			 */
@@ -196,9 +264,8 @@ static void test_kill_consumer(void **state)
 			assert_int_equal(waitpid(stage, &status, 0), stage);
 			assert_true(WIFSIGNALED(status) || WIFEXITED(status));
 			kills++;
+			next_kill = plan_next(&seed, expect, kills);
 			stage = spawn(stage_main, seg->fd);
-			next_kill = expect + 1 +
-				    (uint64_t)rand_r(&seed) % (2 * RECORDS / (MIN_KILLS + 10));
 		}
 		if ((expect & 63) == 0)
 			ring_commit(&out);
@@ -206,26 +273,47 @@ static void test_kill_consumer(void **state)
 	ring_commit(&out);
 	/* Nothing more may arrive: no duplicate after the last record. */
 	assert_null(ring_read(&out));
+	plan->point = CP_NONE;
 	assert_int_equal(waitpid(source, &status, 0), source);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	assert_int_equal(waitpid(stage, &status, 0), stage);
+	source = -1;
+	/* The stage may have crashed on its planned point after the last record. */
+	while (waitpid(stage, &status, 0) == stage && WIFSIGNALED(status))
+		stage = spawn(stage_main, seg->fd);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	stage = -1;
 	assert_null(ring_read(&out));
 	assert_true(kills >= 50);
+	assert_true(self_kills >= 20);
 	assert_int_equal(seg->rings[0].tail, seg->rings[0].head);
 	assert_int_equal(seg->rings[0].consumed, RECORDS);
-	printf("# %llu records, %u kills of the consumer, %.2f s, every record once and in order\n",
-	       (unsigned long long)RECORDS, kills, (double)(now_ns() - t0) / 1e9);
+	printf("# %llu records, %u kills of the consumer (%u at planned crash points), %.2f s, "
+	       "every record once and in order\n",
+	       (unsigned long long)RECORDS, kills, self_kills, (double)(now_ns() - t0) / 1e9);
 	ring_detach(&out);
 	shm_segment_close(seg);
 	shm_segment_unlink(instance);
 	alarm(0);
 }
 
+/* On failure, leave no process behind. */
+static int teardown(void **state)
+{
+	(void)state;
+	if (source > 0)
+		kill(source, SIGKILL);
+	if (stage > 0)
+		kill(stage, SIGKILL);
+	while (wait(NULL) > 0)
+		;
+	shm_segment_unlink(instance);
+	return 0;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_kill_consumer),
+		cmocka_unit_test_teardown(test_kill_consumer, teardown),
 	};
 
 	snprintf(instance, sizeof(instance), "test-ring-kill-%d", (int)getpid());
