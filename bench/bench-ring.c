@@ -30,13 +30,13 @@
 
 /* Each field group on its own cache line: the bench must not add false sharing. */
 struct shared_ctl {
-	_Alignas(64) uint32_t stop; /* parent -> writer */
+	_Alignas(64) uint32_t stop;	    /* parent -> writer */
 	_Alignas(64) uint64_t writer_waits; /* times the writer found the ring full */
-	_Alignas(64) uint64_t records;      /* reader's results, written once at the end */
+	_Alignas(64) uint64_t records;	    /* reader's results, written once at the end */
 	uint64_t bytes;
 	uint64_t t_first;
 	uint64_t t_last;
-	uint64_t checksum; /* keeps the reader's copies alive */
+	uint64_t checksum;     /* keeps the reader's copies alive */
 	uint64_t reader_waits; /* times the reader found the ring empty */
 };
 
@@ -45,8 +45,8 @@ struct opts {
 	unsigned batch;
 	uint64_t capacity;
 	int pin;
-	uint64_t slip_bytes; /* 0: the ring's default */
-	unsigned repeat;     /* measurements per figure; the median is reported */
+	uint64_t slip_bytes;  /* 0: the ring's default */
+	unsigned repeat;      /* measurements per figure; the median is reported */
 	const char *ferryctl; /* run `ferryctl rings` on the first live ring */
 	unsigned sizes[8];
 	unsigned n_sizes;
@@ -72,8 +72,7 @@ static void unpin(void)
 	sched_setaffinity(0, sizeof(set), &set);
 }
 
-static void writer_main(int fd, volatile struct shared_ctl *ctl, unsigned len,
-			const struct opts *o)
+static void writer_main(int fd, volatile struct shared_ctl *ctl, unsigned len, const struct opts *o)
 {
 	struct shm_segment *seg = NULL;
 	struct ring w;
@@ -299,7 +298,8 @@ static double median(double *v, unsigned n)
  */
 static double round_trip_ns(const struct opts *o)
 {
-	uint64_t *line = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	uint64_t *line =
+		mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	double v[5];
 	const int n = 20000;
 	pid_t pid;
@@ -343,15 +343,16 @@ static double round_trip_ns(const struct opts *o)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: bench-ring [-s SECONDS] [-b BATCH] [-c CAPACITY] [-S SIZE,...] [OPTIONS]\n"
-		   "  -s  seconds per measurement (default 0.5)\n"
-		   "  -r  measurements per figure, median reported (default 5)\n"
-		   "  -b  records per publish / commit (default 32)\n"
-		   "  -c  ring capacity in bytes, a power of two (default 1048576)\n"
-		   "  -S  record payload sizes (default 64,512,4096)\n"
-		   "  --slip BYTES  reader's temporal slip (default: the ring's)\n"
-		   "  --no-pin      do not pin writer and reader to cpus 0 and 1\n"
-		   "  --ferryctl PATH  show `PATH rings` on the first live ring\n");
+	fprintf(f,
+		"usage: bench-ring [-s SECONDS] [-b BATCH] [-c CAPACITY] [-S SIZE,...] [OPTIONS]\n"
+		"  -s  seconds per measurement (default 0.5)\n"
+		"  -r  measurements per figure, median reported (default 5)\n"
+		"  -b  records per publish / commit (default 32)\n"
+		"  -c  ring capacity in bytes, a power of two (default 1048576)\n"
+		"  -S  record payload sizes (default 64,512,4096)\n"
+		"  --slip BYTES  reader's temporal slip (default: the ring's)\n"
+		"  --no-pin      do not pin writer and reader to cpus 0 and 1\n"
+		"  --ferryctl PATH  show `PATH rings` on the first live ring\n");
 }
 
 int main(int argc, char **argv)
@@ -407,15 +408,18 @@ int main(int argc, char **argv)
 			return 100;
 		}
 	}
-	if (o.seconds <= 0 || o.batch == 0 || o.repeat == 0 || o.repeat > 99 || !is_pow2_u64(o.capacity) || !o.n_sizes) {
+	if (o.seconds <= 0 || o.batch == 0 || o.repeat == 0 || o.repeat > 99 ||
+	    !is_pow2_u64(o.capacity) || !o.n_sizes) {
 		usage(stderr);
 		return 100;
 	}
-	printf("ring bench: 2 processes, ring %llu KiB, batch %u, median of %u x %.1f s, %ld cpus\n",
+	printf("ring bench: 2 processes, ring %llu KiB, batch %u, median of %u x %.1f s, %ld "
+	       "cpus\n",
 	       (unsigned long long)(o.capacity >> 10), o.batch, o.repeat, o.seconds,
 	       sysconf(_SC_NPROCESSORS_ONLN));
 	printf("core-to-core cache-line round trip now: %.0f ns (host placement of the two cpus;\n"
-	       "  ~100 ns: close cores, ~450 ns: far apart, and every figure below drops with it)\n",
+	       "  ~100 ns: close cores, ~450 ns: far apart, and every figure below drops with "
+	       "it)\n",
 	       round_trip_ns(&o));
 	printf("%8s %14s %10s %14s %10s %12s %10s\n", "record", "ring rec/s", "ring GB/s",
 	       "memcpy rec/s", "memcpy GB/s", "ring/memcpy", "range");
@@ -439,7 +443,8 @@ int main(int argc, char **argv)
 			mc_r[k] = mc.rec_s;
 			ratio[k] = ring.rec_s / mc.rec_s;
 			if (getenv("BENCH_VERBOSE"))
-				printf("         %.1f M vs %.1f M; ring full %llu times, empty %llu "
+				printf("         %.1f M vs %.1f M; ring full %llu times, empty "
+				       "%llu "
 				       "times; futex wakes: reader %u, writer %u\n",
 				       ring.rec_s / 1e6, mc.rec_s / 1e6,
 				       (unsigned long long)ring.writer_waits,

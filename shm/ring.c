@@ -5,15 +5,15 @@
 
 #include "common/time.h"
 
-#define LOAD_ACQ(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
-#define LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define LOAD_ACQ(p)	__atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define LOAD(p)		__atomic_load_n((p), __ATOMIC_RELAXED)
 #define STORE_REL(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
-#define STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define STORE(p, v)	__atomic_store_n((p), (v), __ATOMIC_RELAXED)
 
 /* Default bounded spin before a waiter goes to sleep on its futex. */
 #define RING_SPIN_NS_DEFAULT 20000ull
 /* Default temporal slip of a waking reader (see data_ready()). */
-#define RING_SLIP_NS_DEFAULT 5000ull
+#define RING_SLIP_NS_DEFAULT	5000ull
 #define RING_SLIP_BYTES_DEFAULT 4096ull
 
 static inline void cpu_relax(void)
@@ -45,8 +45,10 @@ int ring_format(struct ring_shared *sh, void *data, uint64_t capacity, const cha
 	sh->capacity = capacity;
 	sh->max_record = ring_max_record(capacity);
 	sh->data_off = (int64_t)((uintptr_t)data - (uintptr_t)sh);
-	sh->data_wake_off = (int64_t)((uintptr_t)(data_wake ? data_wake : &sh->data_wake) - (uintptr_t)sh);
-	sh->space_wake_off = (int64_t)((uintptr_t)(space_wake ? space_wake : &sh->space_wake) - (uintptr_t)sh);
+	sh->data_wake_off =
+		(int64_t)((uintptr_t)(data_wake ? data_wake : &sh->data_wake) - (uintptr_t)sh);
+	sh->space_wake_off =
+		(int64_t)((uintptr_t)(space_wake ? space_wake : &sh->space_wake) - (uintptr_t)sh);
 	memcpy(sh->name, name, strlen(name) + 1);
 	sh->writer_worker = -1;
 	sh->reader_worker = -1;
@@ -127,8 +129,8 @@ out:
 	return r;
 }
 
-int ring_attach(struct ring *r, struct ring_shared *sh, const void *lo, size_t span,
-		unsigned role, const char **why)
+int ring_attach(struct ring *r, struct ring_shared *sh, const void *lo, size_t span, unsigned role,
+		const char **why)
 {
 	int ret;
 

@@ -44,9 +44,9 @@
 #include "common/compiler.h"
 #include "shm/wake.h"
 
-#define RING_MAGIC 0x474e495259525246ull /* "FRRYRING" little-endian */
-#define RING_VERSION 1u
-#define RING_NAME_MAX 32 /* including the NUL */
+#define RING_MAGIC	  0x474e495259525246ull /* "FRRYRING" little-endian */
+#define RING_VERSION	  1u
+#define RING_NAME_MAX	  32 /* including the NUL */
 #define RING_CAPACITY_MIN 64ull
 #define RING_CAPACITY_MAX (1ull << 40)
 
@@ -58,10 +58,10 @@ enum {
 };
 
 struct ring_rec {
-	uint32_t len;   /* payload bytes (for a pad: bytes to skip) */
-	uint16_t type;  /* RING_REC_*, >= RING_REC_USER for records */
+	uint32_t len;	/* payload bytes (for a pad: bytes to skip) */
+	uint16_t type;	/* RING_REC_*, >= RING_REC_USER for records */
 	uint16_t flags; /* free for the caller */
-	uint64_t seq;   /* pipeline seq */
+	uint64_t seq;	/* pipeline seq */
 	unsigned char data[];
 };
 
@@ -88,26 +88,26 @@ struct ring_shared {
 	/* line 0: geometry, written once by ring_format() */
 	uint64_t magic;
 	uint32_t version;
-	uint32_t hdr_size;       /* sizeof(struct ring_shared) */
-	uint64_t capacity;       /* bytes in the data area, power of two */
-	uint32_t max_record;     /* ring_max_record(capacity) */
-	uint32_t flags;          /* none defined, must be 0 */
-	int64_t data_off;        /* data area, relative to this block */
-	int64_t data_wake_off;   /* wake word the reader sleeps on */
-	int64_t space_wake_off;  /* wake word the writer sleeps on */
+	uint32_t hdr_size;	/* sizeof(struct ring_shared) */
+	uint64_t capacity;	/* bytes in the data area, power of two */
+	uint32_t max_record;	/* ring_max_record(capacity) */
+	uint32_t flags;		/* none defined, must be 0 */
+	int64_t data_off;	/* data area, relative to this block */
+	int64_t data_wake_off;	/* wake word the reader sleeps on */
+	int64_t space_wake_off; /* wake word the writer sleeps on */
 	uint64_t reserved0;
 
 	/* line 1: identity, written once */
 	char name[RING_NAME_MAX];
-	int32_t writer_worker;   /* index of the writing worker, -1: none */
-	int32_t reader_worker;   /* index of the reading worker, -1: none */
+	int32_t writer_worker; /* index of the writing worker, -1: none */
+	int32_t reader_worker; /* index of the reading worker, -1: none */
 	uint8_t pad1[FERRY_CACHE_LINE - RING_NAME_MAX - 8];
 
 	/* line 2: writer-owned */
-	uint64_t head;           /* bytes published, release-stored */
-	uint64_t records;        /* records published */
-	uint64_t last_seq;       /* seq of the last record published */
-	uint64_t j_head;         /* journal: the publish in progress */
+	uint64_t head;	   /* bytes published, release-stored */
+	uint64_t records;  /* records published */
+	uint64_t last_seq; /* seq of the last record published */
+	uint64_t j_head;   /* journal: the publish in progress */
 	uint64_t j_records;
 	uint64_t j_last_seq;
 	int32_t writer_pid;
@@ -115,10 +115,10 @@ struct ring_shared {
 	uint64_t reserved2;
 
 	/* line 3: reader-owned */
-	uint64_t tail;           /* bytes committed, release-stored */
-	uint64_t consumed;       /* records committed */
-	uint64_t commit_seq;     /* seq of the last record committed */
-	uint64_t j_tail;         /* journal: the commit in progress */
+	uint64_t tail;	     /* bytes committed, release-stored */
+	uint64_t consumed;   /* records committed */
+	uint64_t commit_seq; /* seq of the last record committed */
+	uint64_t j_tail;     /* journal: the commit in progress */
 	uint64_t j_consumed;
 	uint64_t j_commit_seq;
 	int32_t reader_pid;
@@ -160,7 +160,7 @@ struct ring {
 	uint64_t slip_bytes; /* ... for this much data before waking on less */
 
 	/* writer side */
-	uint64_t head;       /* end of pushed records (>= published head) */
+	uint64_t head;	     /* end of pushed records (>= published head) */
 	uint64_t pub_head;   /* head as last published */
 	uint64_t tail_cache; /* last tail seen; refreshed only when short of space */
 	uint64_t records;
@@ -206,8 +206,8 @@ int ring_check(const struct ring_shared *sh, const void *lo, size_t span, const 
  * Returns 0, -EINVAL (no or several roles, unknown bits) or what
  * ring_check() returns.
  */
-int ring_attach(struct ring *r, struct ring_shared *sh, const void *lo, size_t span,
-		unsigned role, const char **why);
+int ring_attach(struct ring *r, struct ring_shared *sh, const void *lo, size_t span, unsigned role,
+		const char **why);
 
 /* Forget r; clears the pid it recorded. Safe on a zeroed or detached ring. */
 void ring_detach(struct ring *r);
@@ -242,7 +242,8 @@ static inline void *ring_reserve(struct ring *r, uint32_t len)
  * reader before ring_publish(). Returns 0 or -EINVAL (no reservation,
  * len larger than reserved, reserved type).
  */
-static inline int ring_push(struct ring *r, uint32_t len, uint16_t type, uint16_t flags, uint64_t seq)
+static inline int ring_push(struct ring *r, uint32_t len, uint16_t type, uint16_t flags,
+			    uint64_t seq)
 {
 	struct ring_rec *rec;
 
@@ -264,7 +265,8 @@ static inline int ring_push(struct ring *r, uint32_t len, uint16_t type, uint16_
  * Writer: reserve, copy len bytes from p and push in one call. Returns 0,
  * -EAGAIN, -EMSGSIZE or -EINVAL (reserved type).
  */
-static inline int ring_write(struct ring *r, uint16_t type, uint64_t seq, const void *p, uint32_t len)
+static inline int ring_write(struct ring *r, uint16_t type, uint64_t seq, const void *p,
+			     uint32_t len)
 {
 	void *dst = ring_reserve(r, len);
 
@@ -348,7 +350,7 @@ struct ring_stats {
 	uint32_t max_record;
 	uint64_t head;
 	uint64_t tail;
-	uint64_t used;       /* bytes published and not committed */
+	uint64_t used;	     /* bytes published and not committed */
 	uint64_t records;    /* records published and not committed */
 	uint64_t published;  /* records published, ever */
 	uint64_t last_seq;   /* seq of the last record published */

@@ -72,7 +72,8 @@ static int geometry(const struct shm_spec *spec, struct geometry *g, char *err, 
 	unsigned i;
 
 	if (!spec || !shm_instance_valid(spec->instance)) {
-		errf(err, errlen, "invalid instance name (want 1-63 of [A-Za-z0-9_.-], no leading dot)");
+		errf(err, errlen,
+		     "invalid instance name (want 1-63 of [A-Za-z0-9_.-], no leading dot)");
 		return -EINVAL;
 	}
 	if (spec->n_workers > SHM_WORKERS_MAX || spec->n_rings > SHM_RINGS_MAX ||
@@ -103,13 +104,15 @@ static int geometry(const struct shm_spec *spec, struct geometry *g, char *err, 
 		int j;
 
 		if (!rs->name || !*rs->name || strlen(rs->name) >= RING_NAME_MAX) {
-			errf(err, errlen, "ring %u: name missing or longer than %d", i, RING_NAME_MAX - 1);
+			errf(err, errlen, "ring %u: name missing or longer than %d", i,
+			     RING_NAME_MAX - 1);
 			return -EINVAL;
 		}
 		if (!is_pow2_u64(cap) || cap < RING_CAPACITY_MIN || cap > RING_CAPACITY_MAX) {
 			errf(err, errlen,
 			     "ring %s: capacity %llu is not a power of two between %llu and %llu",
-			     rs->name, (unsigned long long)cap, RING_CAPACITY_MIN, RING_CAPACITY_MAX);
+			     rs->name, (unsigned long long)cap, RING_CAPACITY_MIN,
+			     RING_CAPACITY_MAX);
 			return -EINVAL;
 		}
 		if (rs->writer < -1 || rs->writer >= (int)spec->n_workers || rs->reader < -1 ||
@@ -281,8 +284,9 @@ static int check(const void *base, size_t size, const char *path, char *err, siz
 	}
 	if (h->header_size != sizeof(*h) || h->worker_size != sizeof(*w) ||
 	    h->ring_size != sizeof(*rs)) {
-		errf(err, errlen, "%s: structure sizes %u/%u/%u differ from this build's %zu/%zu/%zu",
-		     path, h->header_size, h->worker_size, h->ring_size, sizeof(*h), sizeof(*w),
+		errf(err, errlen,
+		     "%s: structure sizes %u/%u/%u differ from this build's %zu/%zu/%zu", path,
+		     h->header_size, h->worker_size, h->ring_size, sizeof(*h), sizeof(*w),
 		     sizeof(*rs));
 		return -EPROTO;
 	}
@@ -398,8 +402,9 @@ int shm_segment_open(const char *instance, unsigned flags, struct shm_segment **
 	if (fd < 0) {
 		r = -errno;
 		if (errno == ENOENT)
-			errf(err, errlen, "%s: no such segment: is ferryd running as instance '%s'?",
-			     path, instance);
+			errf(err, errlen,
+			     "%s: no such segment: is ferryd running as instance '%s'?", path,
+			     instance);
 		else
 			errf(err, errlen, "%s: %s", path, strerror(errno));
 		return r;

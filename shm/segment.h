@@ -23,39 +23,40 @@
 
 #include "shm/ring.h"
 
-#define SHM_MAGIC 0x4745535952524546ull /* "FERRYSEG" little-endian */
-#define SHM_LAYOUT_VERSION 1u
-#define SHM_INSTANCE_MAX 64 /* including the NUL */
+#define SHM_MAGIC	    0x4745535952524546ull /* "FERRYSEG" little-endian */
+#define SHM_LAYOUT_VERSION  1u
+#define SHM_INSTANCE_MAX    64 /* including the NUL */
 #define SHM_WORKER_NAME_MAX 32
-#define SHM_WORKERS_MAX 256
-#define SHM_RINGS_MAX 512
-#define SHM_PATH_MAX (sizeof("/dev/shm/ferry.") + SHM_INSTANCE_MAX)
+#define SHM_WORKERS_MAX	    256
+#define SHM_RINGS_MAX	    512
+#define SHM_PATH_MAX	    (sizeof("/dev/shm/ferry.") + SHM_INSTANCE_MAX)
 
 struct shm_header {
 	/* line 0 */
 	uint64_t magic;
 	uint32_t layout_version;
-	uint32_t header_size;    /* sizeof(struct shm_header) */
-	uint64_t segment_size;   /* bytes, equals the file size */
-	uint32_t worker_size;    /* sizeof(struct shm_worker) */
-	uint32_t ring_size;      /* sizeof(struct ring_shared) */
+	uint32_t header_size;  /* sizeof(struct shm_header) */
+	uint64_t segment_size; /* bytes, equals the file size */
+	uint32_t worker_size;  /* sizeof(struct shm_worker) */
+	uint32_t ring_size;    /* sizeof(struct ring_shared) */
 	uint32_t n_workers;
 	uint32_t n_rings;
 	uint64_t workers_off;
 	uint64_t rings_off;
-	uint64_t created_ns;     /* CLOCK_REALTIME at creation */
+	uint64_t created_ns; /* CLOCK_REALTIME at creation */
 	/* line 1 */
 	char instance[SHM_INSTANCE_MAX];
 	/* lines 2-3: supervisor-owned */
 	int32_t supervisor_pid;
-	uint32_t state;          /* reserved for the supervisor */
-	uint64_t next_seq;       /* reserved: next pipeline seq (ingest) */
+	uint32_t state;	   /* reserved for the supervisor */
+	uint64_t next_seq; /* reserved: next pipeline seq (ingest) */
 	uint8_t reserved[112];
 };
 
 _Static_assert(sizeof(struct shm_header) == 4 * FERRY_CACHE_LINE, "header is 4 lines");
 _Static_assert(offsetof(struct shm_header, instance) == FERRY_CACHE_LINE, "instance on line 1");
-_Static_assert(offsetof(struct shm_header, supervisor_pid) == 2 * FERRY_CACHE_LINE, "sup on line 2");
+_Static_assert(offsetof(struct shm_header, supervisor_pid) == 2 * FERRY_CACHE_LINE,
+	       "sup on line 2");
 
 enum shm_worker_kind {
 	SHM_WORKER_OTHER = 0,
@@ -69,7 +70,7 @@ enum shm_worker_kind {
 struct shm_worker {
 	/* line 0: identity, written at creation */
 	char name[SHM_WORKER_NAME_MAX]; /* e.g. "decrypt.1" */
-	uint32_t kind;                  /* enum shm_worker_kind */
+	uint32_t kind;			/* enum shm_worker_kind */
 	uint32_t shard;
 	uint32_t index;
 	uint32_t flags;
@@ -111,8 +112,8 @@ struct shm_worker_spec {
 struct shm_ring_spec {
 	const char *name;
 	uint64_t capacity; /* bytes, power of two */
-	int writer;        /* worker index or -1 */
-	int reader;        /* worker index or -1 */
+	int writer;	   /* worker index or -1 */
+	int reader;	   /* worker index or -1 */
 };
 
 /*
@@ -142,7 +143,7 @@ struct shm_segment {
 
 enum {
 	SHM_CREATE_REPLACE = 1u << 0, /* unlink a leftover segment of the same name */
-	SHM_RDONLY = 1u << 1,         /* attach read-only (ferryctl) */
+	SHM_RDONLY = 1u << 1,	      /* attach read-only (ferryctl) */
 };
 
 /* 1 if s is a usable instance name: [A-Za-z0-9_.-], 1..63 chars, no leading dot. */

@@ -21,7 +21,7 @@
 #include "common/compiler.h"
 
 struct shm_wake {
-	uint32_t seq;     /* futex word, bumped by every ring that finds a sleeper */
+	uint32_t seq;	  /* futex word, bumped by every ring that finds a sleeper */
 	uint32_t waiting; /* 1 while the owner is (about to be) asleep */
 	uint8_t pad[FERRY_CACHE_LINE - 8];
 };

@@ -14,18 +14,20 @@
 
 #include "shm/segment.h"
 
-#define EXIT_USAGE 100
+#define EXIT_USAGE  100
 #define EXIT_SYSTEM 111
 
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: ferryctl [-i INSTANCE] COMMAND\n"
 		   "\n"
-		   "  -i, --instance NAME   ferry instance (default: $FERRY_INSTANCE, else 'default')\n"
+		   "  -i, --instance NAME   ferry instance (default: $FERRY_INSTANCE, else "
+		   "'default')\n"
 		   "  -h, --help            this text\n"
 		   "\n"
 		   "commands:\n"
-		   "  rings                 every ring: capacity, fill, records, head/tail, last seq,\n"
+		   "  rings                 every ring: capacity, fill, records, head/tail, last "
+		   "seq,\n"
 		   "                        writer and reader pids, who waits\n");
 }
 
@@ -94,11 +96,12 @@ static int cmd_rings(struct shm_segment *seg)
 			waiting = "writer";
 		else
 			waiting = "-";
-		printf("%-20s %9s %9s %4.0f%% %9llu %14llu %14llu %12llu  %-22s %-22s %s\n", st.name,
-		       human(st.capacity, cap, sizeof(cap)), human(st.used, used, sizeof(used)),
-		       100.0 * (double)st.used / (double)st.capacity, (unsigned long long)st.records,
-		       (unsigned long long)st.head, (unsigned long long)st.tail,
-		       (unsigned long long)st.last_seq,
+		printf("%-20s %9s %9s %4.0f%% %9llu %14llu %14llu %12llu  %-22s %-22s %s\n",
+		       st.name, human(st.capacity, cap, sizeof(cap)),
+		       human(st.used, used, sizeof(used)),
+		       100.0 * (double)st.used / (double)st.capacity,
+		       (unsigned long long)st.records, (unsigned long long)st.head,
+		       (unsigned long long)st.tail, (unsigned long long)st.last_seq,
 		       who(seg, st.writer_pid, st.writer_worker, w, sizeof(w)),
 		       who(seg, st.reader_pid, st.reader_worker, rd, sizeof(rd)), waiting);
 	}
@@ -137,7 +140,8 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (!shm_instance_valid(instance)) {
-		fprintf(stderr, "ferryctl: invalid instance name '%s' (want 1-63 of [A-Za-z0-9_.-])\n",
+		fprintf(stderr,
+			"ferryctl: invalid instance name '%s' (want 1-63 of [A-Za-z0-9_.-])\n",
 			instance);
 		return EXIT_USAGE;
 	}

@@ -32,9 +32,9 @@
 #include "common/time.h"
 #include "shm/segment.h"
 
-#define RECORDS 1000000ull
+#define RECORDS	  1000000ull
 #define MIN_KILLS 60
-#define BATCH 64
+#define BATCH	  64
 
 static char instance[64];
 static pid_t source = -1, stage = -1;
@@ -42,17 +42,17 @@ static pid_t source = -1, stage = -1;
 /* Where a stage may be told to kill itself. */
 enum crash_point {
 	CP_NONE,
-	CP_AFTER_READ,       /* read a record, nothing written */
-	CP_MID_COPY,         /* half the payload copied */
-	CP_AFTER_PUSH,       /* pushed, not published */
-	CP_BETWEEN,          /* `out` published, `in` not committed */
-	CP_AFTER_COMMIT,     /* both done */
+	CP_AFTER_READ,	 /* read a record, nothing written */
+	CP_MID_COPY,	 /* half the payload copied */
+	CP_AFTER_PUSH,	 /* pushed, not published */
+	CP_BETWEEN,	 /* `out` published, `in` not committed */
+	CP_AFTER_COMMIT, /* both done */
 	CP_COUNT,
 };
 
 /* Shared with the stages (anonymous shared page inherited by fork). */
 struct crash_plan {
-	uint32_t point;     /* enum crash_point for the next incarnation */
+	uint32_t point;	    /* enum crash_point for the next incarnation */
 	uint32_t countdown; /* die on this many-th visit of point */
 };
 static struct crash_plan *plan;
@@ -195,8 +195,8 @@ static uint64_t plan_next(unsigned *seed, uint64_t expect, unsigned kills)
 	if (kills % 2) {
 		plan->point = CP_AFTER_READ + (uint32_t)rand_r(seed) % (CP_COUNT - CP_AFTER_READ);
 		/* Per-record points are visited ~64 times as often as per-batch ones. */
-		plan->countdown = 1 + (uint32_t)rand_r(seed) %
-					      (plan->point >= CP_BETWEEN ? 50 : 3000);
+		plan->countdown =
+			1 + (uint32_t)rand_r(seed) % (plan->point >= CP_BETWEEN ? 50 : 3000);
 		return UINT64_MAX;
 	}
 	plan->point = CP_NONE;

@@ -308,8 +308,9 @@ static void test_exact_fit_at_wrap(void **state)
 static void advance(struct fixture *f, uint64_t bytes)
 {
 	while (bytes) {
-		uint64_t chunk = bytes > ring_rec_size(f->w.max_record) ? ring_rec_size(f->w.max_record)
-									: bytes;
+		uint64_t chunk = bytes > ring_rec_size(f->w.max_record)
+					 ? ring_rec_size(f->w.max_record)
+					 : bytes;
 
 		/* Never leave a remainder too small for a header. */
 		if (bytes - chunk > 0 && bytes - chunk < RING_REC_HDR)
@@ -455,14 +456,14 @@ static void test_corrupt_header_refused(void **state)
 	const char *why;
 
 	(void)state;
-#define EXPECT_REFUSED(mutate, code)                                                         \
-	do {                                                                                   \
-		*f->sh = saved;                                                                \
-		mutate;                                                                        \
-		why = NULL;                                                                    \
-		assert_int_equal(ring_attach(&x, f->sh, f->mem, f->size, RING_READER, &why),   \
-				 code);                                                        \
-		assert_non_null(why);                                                          \
+#define EXPECT_REFUSED(mutate, code)                                                               \
+	do {                                                                                       \
+		*f->sh = saved;                                                                    \
+		mutate;                                                                            \
+		why = NULL;                                                                        \
+		assert_int_equal(ring_attach(&x, f->sh, f->mem, f->size, RING_READER, &why),       \
+				 code);                                                            \
+		assert_non_null(why);                                                              \
 	} while (0)
 	EXPECT_REFUSED(f->sh->magic = 0, -EPROTO);
 	EXPECT_REFUSED(f->sh->version = 2, -EPROTO);

@@ -117,9 +117,8 @@ static void test_create_mode_and_layout(void **state)
 	/* Data areas page-aligned, rings cache-line aligned. */
 	for (unsigned i = 0; i < 4; i++) {
 		assert_int_equal(((uintptr_t)&seg->rings[i]) % 64, 0);
-		assert_int_equal(((uintptr_t)seg->rings[i].data_off + (uintptr_t)&seg->rings[i]) %
-					 4096,
-				 0);
+		assert_int_equal(
+			((uintptr_t)seg->rings[i].data_off + (uintptr_t)&seg->rings[i]) % 4096, 0);
 	}
 	/* A ring's reader sleeps on its reader worker's wake word. */
 	{
