@@ -181,7 +181,8 @@ static void layout(void *base, const struct shm_spec *spec, const struct geometr
 	__atomic_store_n(&h->magic, SHM_MAGIC, __ATOMIC_RELEASE);
 }
 
-static struct shm_segment *segment_new(void *base, size_t size, int fd, int readonly)
+static struct shm_segment *segment_new(void *base, size_t size, int fd, int readonly,
+				       const char *path)
 {
 	struct shm_segment *seg = calloc(1, sizeof(*seg));
 	struct shm_header *h = base;
@@ -195,6 +196,7 @@ static struct shm_segment *segment_new(void *base, size_t size, int fd, int read
 	seg->hdr = h;
 	seg->workers = (struct shm_worker *)((char *)base + h->workers_off);
 	seg->rings = (struct ring_shared *)((char *)base + h->rings_off);
+	snprintf(seg->path, sizeof(seg->path), "%s", path);
 	return seg;
 }
 
@@ -237,13 +239,12 @@ int shm_segment_create(const struct shm_spec *spec, unsigned flags, struct shm_s
 		goto fail;
 	}
 	layout(base, spec, &g);
-	seg = segment_new(base, g.size, fd, 0);
+	seg = segment_new(base, g.size, fd, 0, path);
 	if (!seg) {
 		r = -ENOMEM;
 		errf(err, errlen, "out of memory");
 		goto fail;
 	}
-	snprintf(seg->path, sizeof(seg->path), "%s", path);
 	*ret = seg;
 	return 0;
 fail:
@@ -372,14 +373,13 @@ int shm_segment_attach(int fd, unsigned flags, struct shm_segment **ret, char *e
 		errf(err, errlen, "%s: %s", path, strerror(errno));
 		goto fail;
 	}
-	seg = segment_new(base, size, myfd, !!(flags & SHM_RDONLY));
+	seg = segment_new(base, size, myfd, !!(flags & SHM_RDONLY), path);
 	if (!seg) {
 		close(myfd);
 		r = -ENOMEM;
 		errf(err, errlen, "out of memory");
 		goto fail;
 	}
-	snprintf(seg->path, sizeof(seg->path), "%s", path);
 	*ret = seg;
 	return 0;
 fail:
