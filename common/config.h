@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * config: ferry's INI configuration (etc/ferry.conf), parsed with inih.
+ *
+ * Every error names file:line: [section] key and says what is wrong, e.g.
+ *   etc/ferry.conf:12: [ferry] shards: want an integer from 1 to 64, got 'two'
+ * Unknown sections and unknown keys are errors (typos must not pass
+ * silently), except in [kafka], whose keys are librdkafka properties passed
+ * through unchanged (and checked with librdkafka itself at load time).
+ *
+ * Sizes take K, M, G suffixes (powers of 1024); durations take ms, s, m, h
+ * (a bare number is seconds).
+ */
+#ifndef FERRY_COMMON_CONFIG_H
+#define FERRY_COMMON_CONFIG_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_SHARDS_MAX 64
+#define CONFIG_STR_MAX 256
+
+/* One librdkafka property from [kafka], with where it was set. */
+struct config_kv {
+	char *key;
+	char *value;
+	unsigned line;
+};
+
+struct ferry_config {
+	char path[PATH_MAX]; /* the file it came from */
+
+	/* [ferry] */
+	char instance[64];               /* default "default"; [A-Za-z0-9_.-], 1..63 */
+	unsigned shards;                 /* decrypt+map pairs, 1..64, default 2 */
+	uint64_t ring_size;              /* bytes per data ring, power of two, >= 4M, default 16M */
+	uint64_t ack_ring_size;          /* bytes of the ack ring, power of two, >= 64K, default 1M */
+	unsigned poison_strikes;         /* deaths on one seq before it is dead-lettered, 1..100, default 3 */
+	uint64_t heartbeat_timeout_ms;   /* a stage silent this long is hung, default 10s */
+	uint64_t restart_delay_min_ms;   /* first restart delay, >= 1s, default 1s */
+	uint64_t restart_delay_max_ms;   /* cap of the growing delay, default 30s */
+	char control_socket[108];        /* unix socket of ferryctl; default: see config_load() */
+	char stage_dir[PATH_MAX];        /* where ferry-<stage> binaries are; default "" = ferryd's dir */
+
+	/* [replay] */
+	char replay_file[PATH_MAX]; /* a replay file to ingest; "" = none */
+
+	/* [produce] */
+	char topic[CONFIG_STR_MAX];             /* default "ferry.events" */
+	char dead_letter_topic[CONFIG_STR_MAX]; /* default "ferry.dead-letters" */
+	uint64_t flush_timeout_ms;              /* on shutdown, default 30s */
+
+	/* [kafka]: passed to librdkafka as they are, in file order */
+	struct config_kv *kafka;
+	size_t n_kafka;
+};
+
+/*
+ * Fill cfg with the defaults, then read path over them. Relative paths in
+ * values stay as written. Default control_socket:
+ * "$RUNTIME_DIRECTORY/ferry.<instance>.sock" when RUNTIME_DIRECTORY is set
+ * (systemd's RuntimeDirectory=), else "/tmp/ferry.<instance>.sock".
+ * Checks every value, and the [kafka] properties against librdkafka.
+ * Returns 0, or -EINVAL / -ENOENT / -errno with a one-line message in err
+ * ("path:line: [section] key: what is wrong"; "path: ..." when no line
+ * applies). cfg must be released with config_free() in either case.
+ */
+int config_load(const char *path, struct ferry_config *cfg, char *err, size_t errlen);
+
+/* Set the defaults only (no file). */
+void config_defaults(struct ferry_config *cfg);
+
+/* Release what config_load() allocated. Safe on a zeroed or freed config, and twice. */
+void config_free(struct ferry_config *cfg);
+
+/* Parse "16M" / "4096" / "1G" into bytes. Returns 0 or -EINVAL (also on overflow). */
+int config_parse_size(const char *s, uint64_t *ret);
+
+/* Parse "250ms" / "10s" / "5m" / "1h" / "3" (seconds) into ms. Returns 0 or -EINVAL. */
+int config_parse_duration(const char *s, uint64_t *ret_ms);
+
+#endif
