@@ -321,23 +321,37 @@ corrupt:
 	return NULL;
 }
 
-uint64_t ring_commit(struct ring *r)
+static uint64_t commit_to(struct ring *r, uint64_t pos, uint64_t consumed, uint64_t seq)
 {
 	struct ring_shared *sh = r->sh;
-	uint64_t freed = r->cursor - r->pub_tail;
+	uint64_t freed = pos - r->pub_tail;
 
-	if (!freed)
-		return 0;
 	/* Same journal discipline as ring_publish(). */
-	STORE(&sh->j_tail, r->cursor);
-	STORE_REL(&sh->j_consumed, r->consumed);
-	STORE_REL(&sh->j_commit_seq, r->read_seq);
-	STORE_REL(&sh->tail, r->cursor);
-	STORE(&sh->consumed, r->consumed);
-	STORE(&sh->commit_seq, r->read_seq);
-	r->pub_tail = r->cursor;
+	STORE(&sh->j_tail, pos);
+	STORE_REL(&sh->j_consumed, consumed);
+	STORE_REL(&sh->j_commit_seq, seq);
+	STORE_REL(&sh->tail, pos);
+	STORE(&sh->consumed, consumed);
+	STORE(&sh->commit_seq, seq);
+	r->pub_tail = pos;
 	shm_wake_ring(r->space_wake);
 	return freed;
+}
+
+uint64_t ring_commit(struct ring *r)
+{
+	if (r->cursor == r->pub_tail)
+		return 0;
+	return commit_to(r, r->cursor, r->consumed, r->read_seq);
+}
+
+int64_t ring_commit_mark(struct ring *r, const struct ring_mark *m)
+{
+	if (m->pos - r->pub_tail > r->cursor - r->pub_tail)
+		return m->pos - r->pub_tail > r->capacity ? 0 : -EINVAL;
+	if (m->pos == r->pub_tail)
+		return 0;
+	return (int64_t)commit_to(r, m->pos, m->consumed, m->seq);
 }
 
 void ring_rewind(struct ring *r)

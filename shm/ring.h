@@ -333,6 +333,31 @@ static inline const struct ring_rec *ring_read(struct ring *r)
  */
 uint64_t ring_commit(struct ring *r);
 
+/*
+ * Reader: where the reader stands right after a ring_read(), to commit up
+ * to there later with ring_commit_mark() while reading on (a consumer whose
+ * results complete out of order, like produce waiting for Kafka).
+ */
+struct ring_mark {
+	uint64_t pos;	   /* end of the record */
+	uint64_t consumed; /* records read up to and including it */
+	uint64_t seq;	   /* its seq */
+};
+
+static inline void ring_mark(const struct ring *r, struct ring_mark *m)
+{
+	m->pos = r->cursor;
+	m->consumed = r->consumed;
+	m->seq = r->read_seq;
+}
+
+/*
+ * Reader: commit the records up to mark m (taken by ring_mark() since the
+ * last commit). Returns the bytes freed, 0 if m is already committed, or
+ * -EINVAL if m lies beyond the cursor.
+ */
+int64_t ring_commit_mark(struct ring *r, const struct ring_mark *m);
+
 /* Reader: forget reads since the last commit (cursor := tail). */
 void ring_rewind(struct ring *r);
 

@@ -700,6 +700,38 @@ static void test_shared_wake_word(void **state)
 	munmap(mem, size);
 }
 
+static void test_commit_mark(void **state)
+{
+	struct fixture *f = fixture_new(1024);
+	struct ring_mark m1, m2, late;
+	struct ring again;
+
+	(void)state;
+	for (uint64_t s = 1; s <= 4; s++)
+		assert_int_equal(put(&f->w, s, 8), 0);
+	ring_publish(&f->w);
+	check_payload(ring_read(&f->r), 8, 1);
+	ring_mark(&f->r, &m1);
+	check_payload(ring_read(&f->r), 8, 2);
+	ring_mark(&f->r, &m2);
+	check_payload(ring_read(&f->r), 8, 3);
+	/* Commit the first only: a new reader starts at the second. */
+	assert_int_equal(ring_commit_mark(&f->r, &m1), 24);
+	assert_int_equal(f->sh->commit_seq, 1);
+	assert_int_equal(f->sh->consumed, 1);
+	assert_int_equal(ring_attach(&again, f->sh, f->mem, f->size, RING_READER, NULL), 0);
+	check_payload(ring_read(&again), 8, 2);
+	ring_detach(&again);
+	assert_int_equal(ring_commit_mark(&f->r, &m1), 0); /* already committed */
+	assert_int_equal(ring_commit_mark(&f->r, &m2), 24);
+	late = m2;
+	late.pos += 48; /* beyond the cursor */
+	assert_int_equal(ring_commit_mark(&f->r, &late), -EINVAL);
+	assert_int_equal(ring_commit(&f->r), 24);
+	assert_int_equal(f->sh->consumed, 3);
+	fixture_free(f);
+}
+
 static void test_stats(void **state)
 {
 	struct fixture *f = fixture_new(1024);
@@ -754,6 +786,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_wait_data_across_processes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_wait_space_across_processes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shared_wake_word, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_commit_mark, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
 	};
 
