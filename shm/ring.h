@@ -277,6 +277,41 @@ static inline int ring_write(struct ring *r, uint16_t type, uint64_t seq, const 
 	return ring_push(r, len, type, 0, seq);
 }
 
+/* Writer: a point to roll unpublished pushes back to (ring_wrewind()). */
+struct ring_wmark {
+	uint64_t head;
+	uint64_t records;
+	uint64_t last_seq;
+};
+
+static inline void ring_wmark(const struct ring *r, struct ring_wmark *m)
+{
+	m->head = r->head;
+	m->records = r->records;
+	m->last_seq = r->last_seq;
+}
+
+/*
+ * Writer: drop the records pushed since m (and any open reservation).
+ * Returns 0, or -EINVAL if some of them were published already.
+ */
+static inline int ring_wrewind(struct ring *r, const struct ring_wmark *m)
+{
+	if (m->head - r->pub_head > r->head - r->pub_head)
+		return -EINVAL;
+	r->head = m->head;
+	r->records = m->records;
+	r->last_seq = m->last_seq;
+	r->rsv_len = RING_RSV_NONE;
+	return 0;
+}
+
+/* Writer: records pushed and not yet published. */
+static inline int ring_pending(const struct ring *r)
+{
+	return r->head != r->pub_head;
+}
+
 /*
  * Writer: make every pushed record visible to the reader in one release
  * store and wake the reader if it sleeps. Returns the number of records

@@ -66,6 +66,30 @@ enum shm_worker_kind {
 	SHM_WORKER_PRODUCE,
 };
 
+/* What the supervisor knows of a stage (shm_worker.state). */
+enum shm_sstate {
+	SHM_SSTATE_DOWN = 0,   /* not running, not scheduled */
+	SHM_SSTATE_UP,         /* running */
+	SHM_SSTATE_BACKOFF,    /* died, restart scheduled */
+	SHM_SSTATE_RESTARTING, /* asked to exit for a hot restart */
+	SHM_SSTATE_FAILED,     /* cannot be started (exec failed) */
+};
+
+/* What a stage says of itself (shm_worker.wstate). */
+enum shm_wstate {
+	SHM_WSTATE_NONE = 0,
+	SHM_WSTATE_INIT,     /* attached, initialising */
+	SHM_WSTATE_RUNNING,  /* handling records */
+	SHM_WSTATE_STOPPING, /* takes no new input (ingest: stopped pulling) */
+	SHM_WSTATE_DRAINED,  /* has written everything it ever will */
+};
+
+/* The instance as a whole (shm_header.state). */
+enum shm_istate {
+	SHM_ISTATE_RUNNING = 0,
+	SHM_ISTATE_DRAINING, /* SIGTERM: stop pulling, drain the rings, exit */
+};
+
 /* One control block per stage process. */
 struct shm_worker {
 	/* line 0: identity, written at creation */
@@ -93,7 +117,9 @@ struct shm_worker {
 	uint64_t records_out;
 	uint64_t dead_letters;
 	uint64_t errors;
-	uint64_t reserved2[2];
+	uint32_t wstate;      /* enum shm_wstate, as the worker says */
+	uint32_t pad2;
+	uint64_t redelivered; /* records read again after a death (possible duplicates) */
 	/* line 3: the wake word the worker sleeps on, for all its rings */
 	struct shm_wake wake;
 };

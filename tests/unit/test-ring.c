@@ -732,6 +732,32 @@ static void test_commit_mark(void **state)
 	fixture_free(f);
 }
 
+static void test_writer_rewind(void **state)
+{
+	struct fixture *f = fixture_new(1024);
+	struct ring_wmark m, old;
+
+	(void)state;
+	ring_wmark(&f->w, &old);
+	assert_int_equal(put(&f->w, 1, 8), 0);
+	ring_publish(&f->w);
+	ring_wmark(&f->w, &m);
+	assert_false(ring_pending(&f->w));
+	assert_int_equal(put(&f->w, 2, 8), 0);
+	assert_int_equal(put(&f->w, 3, 8), 0);
+	assert_true(ring_pending(&f->w));
+	assert_int_equal(ring_wrewind(&f->w, &m), 0);
+	assert_false(ring_pending(&f->w));
+	assert_int_equal(ring_wrewind(&f->w, &old), -EINVAL); /* published already */
+	assert_int_equal(put(&f->w, 4, 8), 0);
+	ring_publish(&f->w);
+	check_payload(ring_read(&f->r), 8, 1);
+	check_payload(ring_read(&f->r), 8, 4);
+	assert_null(ring_read(&f->r));
+	assert_int_equal(ring_last_seq(&f->w), 4);
+	fixture_free(f);
+}
+
 static void test_stats(void **state)
 {
 	struct fixture *f = fixture_new(1024);
@@ -787,6 +813,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_wait_space_across_processes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shared_wake_word, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_commit_mark, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writer_rewind, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
 	};
 

@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * msg: what travels in the rings between the stages.
+ *
+ * Ring record types (struct ring_rec.type) and their payloads:
+ *
+ *   MSG_REC_SOURCE  ingest -> decrypt -> map   a source message: id, attributes, body
+ *   MSG_REC_EVENT   map -> produce             one Kafka record: topic, key, headers, value,
+ *                                              and its place (index/count) among the events
+ *                                              made from its source message
+ *   MSG_REC_DEAD    any stage -> produce       a dead letter: stage, reason, and the source
+ *                                              message exactly as received (still encrypted)
+ *   MSG_REC_ACK     produce -> ingest          the seq is in Kafka (no payload)
+ *
+ * Every payload starts with a fixed header of lengths; variable parts
+ * follow in order, unpadded. Decoders check every length against the
+ * record, so a corrupt record is refused, never read past. Key/value lists
+ * (attributes, headers) are encoded as repeated {u16 key_len, u32 val_len,
+ * key, value}.
+ */
+#ifndef FERRY_COMMON_MSG_H
+#define FERRY_COMMON_MSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shm/ring.h"
+
+enum msg_rec {
+	MSG_REC_SOURCE = RING_REC_USER,
+	MSG_REC_EVENT,
+	MSG_REC_DEAD,
+	MSG_REC_ACK,
+};
+
+enum msg_source {
+	MSG_SOURCE_REPLAY = 1,
+	MSG_SOURCE_SQS = 2,
+	MSG_SOURCE_PUBSUB = 3,
+};
+
+struct msg_bytes {
+	const void *p;
+	uint32_t len;
+};
+
+/* A decoded (or to-be-encoded) source message. Views into the record. */
+struct msg_source_view {
+	uint16_t source;     /* enum msg_source */
+	uint16_t flags;      /* MSG_F_* */
+	uint32_t source_idx; /* which queue / subscription / file */
+	uint64_t received_ns;
+	struct msg_bytes id;
+	struct msg_bytes attrs; /* encoded key/value list */
+	struct msg_bytes body;
+};
+
+#define MSG_F_REPLAYED 0x1 /* came back from the dead-letter topic */
+
+struct msg_event_view {
+	uint16_t index; /* 0..count-1 among the events of its source message */
+	uint16_t count; /* events made from the source message */
+	struct msg_bytes topic;
+	struct msg_bytes key;
+	struct msg_bytes headers; /* encoded key/value list */
+	struct msg_bytes value;
+};
+
+struct msg_dead_view {
+	uint16_t stage;           /* enum shm_worker_kind of the stage that gave up */
+	struct msg_bytes reason;  /* text, no plaintext ever */
+	struct msg_source_view msg;
+	struct msg_bytes raw;     /* the whole encoded source message */
+};
+
+struct msg_kv {
+	struct msg_bytes key;
+	struct msg_bytes value;
+};
+
+/* Bytes an encoded key/value pair takes. */
+static inline uint32_t msg_kv_size(uint32_t klen, uint32_t vlen)
+{
+	return 6 + klen + vlen;
+}
+
+/*
+ * Append a key/value pair at buf[*pos], cap bytes in all. Returns 0 or
+ * -ENOBUFS (nothing written).
+ */
+int msg_kv_put(void *buf, size_t cap, size_t *pos, const void *k, uint32_t klen, const void *v,
+	       uint32_t vlen);
+
+/*
+ * Iterate an encoded list: *pos starts at 0. Returns 1 with kv filled, 0 at
+ * the end, -EBADMSG if the list is malformed.
+ */
+int msg_kv_next(struct msg_bytes list, size_t *pos, struct msg_kv *kv);
+
+/* Find key in an encoded list. Returns 1 (found, *ret set), 0, or -EBADMSG. */
+int msg_kv_find(struct msg_bytes list, const char *key, struct msg_bytes *ret);
+
+/* Bytes the encoded form of m (or e, or d) takes. */
+uint32_t msg_source_size(const struct msg_source_view *m);
+uint32_t msg_event_size(const struct msg_event_view *e);
+uint32_t msg_dead_size(uint32_t reason_len, uint32_t raw_len);
+
+/*
+ * Encode into dst (at least the *_size() bytes). Return the bytes written
+ * or -ENOBUFS when cap is short.
+ */
+int64_t msg_source_encode(void *dst, size_t cap, const struct msg_source_view *m);
+int64_t msg_event_encode(void *dst, size_t cap, const struct msg_event_view *e);
+int64_t msg_dead_encode(void *dst, size_t cap, uint16_t stage, const char *reason,
+			const void *raw, uint32_t raw_len);
+
+/* Decode a record payload. Return 0 or -EBADMSG. */
+int msg_source_decode(const void *p, uint32_t len, struct msg_source_view *ret);
+int msg_event_decode(const void *p, uint32_t len, struct msg_event_view *ret);
+int msg_dead_decode(const void *p, uint32_t len, struct msg_dead_view *ret);
+
+#endif
