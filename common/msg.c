@@ -5,8 +5,8 @@
 #include <string.h>
 
 #define SOURCE_MAGIC 0x31534d46u /* "FMS1" */
-#define EVENT_MAGIC 0x31564546u  /* "FEV1" */
-#define DEAD_MAGIC 0x31444c46u   /* "FLD1" */
+#define EVENT_MAGIC  0x31564546u /* "FEV1" */
+#define DEAD_MAGIC   0x31444c46u /* "FLD1" */
 
 struct source_hdr {
 	uint32_t magic;
@@ -123,7 +123,7 @@ static unsigned char *put(unsigned char *p, struct msg_bytes b)
 
 int64_t msg_source_encode(void *dst, size_t cap, const struct msg_source_view *m)
 {
-	struct source_hdr h = {SOURCE_MAGIC, m->source,     m->flags,     m->source_idx,
+	struct source_hdr h = {SOURCE_MAGIC, m->source,	   m->flags,	m->source_idx,
 			       m->id.len,    m->attrs.len, m->body.len, m->received_ns};
 	uint32_t size = msg_source_size(m);
 	unsigned char *p = dst;
@@ -137,8 +137,8 @@ int64_t msg_source_encode(void *dst, size_t cap, const struct msg_source_view *m
 
 int64_t msg_event_encode(void *dst, size_t cap, const struct msg_event_view *e)
 {
-	struct event_hdr h = {EVENT_MAGIC,	 e->index,	    e->count,	    e->topic.len,
-			      e->key.len, e->headers.len, e->value.len};
+	struct event_hdr h = {EVENT_MAGIC, e->index,	   e->count,	e->topic.len,
+			      e->key.len,  e->headers.len, e->value.len};
 	uint32_t size = msg_event_size(e);
 	unsigned char *p = dst;
 
@@ -149,8 +149,8 @@ int64_t msg_event_encode(void *dst, size_t cap, const struct msg_event_view *e)
 	return size;
 }
 
-int64_t msg_dead_encode(void *dst, size_t cap, uint16_t stage, const char *reason,
-			const void *raw, uint32_t raw_len)
+int64_t msg_dead_encode(void *dst, size_t cap, uint16_t stage, const char *reason, const void *raw,
+			uint32_t raw_len)
 {
 	size_t rl = strlen(reason);
 	struct dead_hdr h;

@@ -47,7 +47,7 @@ struct msg_bytes {
 /* A decoded (or to-be-encoded) source message. Views into the record. */
 struct msg_source_view {
 	uint16_t source;     /* enum msg_source */
-	uint16_t flags;      /* MSG_F_* */
+	uint16_t flags;	     /* MSG_F_* */
 	uint32_t source_idx; /* which queue / subscription / file */
 	uint64_t received_ns;
 	struct msg_bytes id;
@@ -67,10 +67,10 @@ struct msg_event_view {
 };
 
 struct msg_dead_view {
-	uint16_t stage;           /* enum shm_worker_kind of the stage that gave up */
-	struct msg_bytes reason;  /* text, no plaintext ever */
+	uint16_t stage;		 /* enum shm_worker_kind of the stage that gave up */
+	struct msg_bytes reason; /* text, no plaintext ever */
 	struct msg_source_view msg;
-	struct msg_bytes raw;     /* the whole encoded source message */
+	struct msg_bytes raw; /* the whole encoded source message */
 };
 
 struct msg_kv {
@@ -111,8 +111,8 @@ uint32_t msg_dead_size(uint32_t reason_len, uint32_t raw_len);
  */
 int64_t msg_source_encode(void *dst, size_t cap, const struct msg_source_view *m);
 int64_t msg_event_encode(void *dst, size_t cap, const struct msg_event_view *e);
-int64_t msg_dead_encode(void *dst, size_t cap, uint16_t stage, const char *reason,
-			const void *raw, uint32_t raw_len);
+int64_t msg_dead_encode(void *dst, size_t cap, uint16_t stage, const char *reason, const void *raw,
+			uint32_t raw_len);
 
 /* Decode a record payload. Return 0 or -EBADMSG. */
 int msg_source_decode(const void *p, uint32_t len, struct msg_source_view *ret);

@@ -360,6 +360,12 @@ static inline const struct ring_rec *ring_read(struct ring *r)
 	return ring_read_slow(r);
 }
 
+/* Reader: is a record beyond the cursor published? (No waiting, no side effects.) */
+static inline int ring_readable(const struct ring *r)
+{
+	return __atomic_load_n(&r->sh->head, __ATOMIC_ACQUIRE) != r->cursor;
+}
+
 /*
  * Reader: commit every record read so far (tail := cursor) with a release
  * store, and wake the writer if it sleeps. Call only once what was made of

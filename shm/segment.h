@@ -48,9 +48,10 @@ struct shm_header {
 	char instance[SHM_INSTANCE_MAX];
 	/* lines 2-3: supervisor-owned */
 	int32_t supervisor_pid;
-	uint32_t state;	   /* reserved for the supervisor */
-	uint64_t next_seq; /* reserved: next pipeline seq (ingest) */
-	uint8_t reserved[112];
+	uint32_t state;		  /* reserved for the supervisor */
+	uint64_t next_seq;	  /* reserved: next pipeline seq (ingest) */
+	char control_socket[108]; /* where ferryd takes commands (ferryctl restart) */
+	uint32_t pad;
 };
 
 _Static_assert(sizeof(struct shm_header) == 4 * FERRY_CACHE_LINE, "header is 4 lines");
@@ -69,7 +70,7 @@ enum shm_worker_kind {
 /* What the supervisor knows of a stage (shm_worker.state). */
 enum shm_sstate {
 	SHM_SSTATE_DOWN = 0,   /* not running, not scheduled */
-	SHM_SSTATE_UP,         /* running */
+	SHM_SSTATE_UP,	       /* running */
 	SHM_SSTATE_BACKOFF,    /* died, restart scheduled */
 	SHM_SSTATE_RESTARTING, /* asked to exit for a hot restart */
 	SHM_SSTATE_FAILED,     /* cannot be started (exec failed) */
@@ -118,7 +119,7 @@ struct shm_worker {
 	uint64_t dead_letters;
 	uint64_t errors;
 	uint32_t wstate;      /* enum shm_wstate, as the worker says */
-	uint32_t pad2;
+	uint32_t inflight;    /* records read, not yet safe downstream (produce: in Kafka) */
 	uint64_t redelivered; /* records read again after a death (possible duplicates) */
 	/* line 3: the wake word the worker sleeps on, for all its rings */
 	struct shm_wake wake;

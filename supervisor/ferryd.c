@@ -1,0 +1,652 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ferryd: the supervisor. Reads the configuration, makes the instance's
+ * shared-memory segment and rings, fork+execs one process per stage
+ * (ferry-ingest, ferry-decrypt x shards, ferry-map x shards, ferry-produce)
+ * handing each the segment as fd 3, and keeps them running:
+ *
+ *  - a stage that dies is restarted alone, at least restart_delay_min after
+ *    its death, the delay doubling while it keeps dying, capped at
+ *    restart_delay_max; its exit status, restarts and poison strikes (deaths
+ *    on the same seq) go to its control block;
+ *  - a stage whose heartbeat stops for heartbeat_timeout is killed (hung);
+ *  - exec failure comes back through a close-on-exec pipe (as s6 does) and
+ *    is reported as such, not mistaken for a crash loop;
+ *  - `ferryctl restart STAGE|all` (control socket): the stage finishes what
+ *    it holds and exits 0, and the binary now on disk is started at once;
+ *  - SIGTERM/SIGINT: drain (ingest stops pulling, every stage empties its
+ *    input and exits once upstream is drained, produce flushes Kafka and
+ *    acks), then exit 0; SIGHUP: reload, passed on to the stages;
+ *  - systemd: READY=1 once every stage runs, STATUS= with rates, WATCHDOG=1
+ *    only while every stage is healthy, RELOADING=1, STOPPING=1.
+ *
+ * Exit codes (as s6): 0 drained, 1 drain incomplete, 100 usage or
+ * configuration, 111 system error.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include "common/config.h"
+#include "common/log.h"
+#include "common/notify.h"
+#include "common/time.h"
+#include "shm/segment.h"
+
+#define EXIT_DRAIN  1
+#define EXIT_USAGE  100
+#define EXIT_SYSTEM 111
+#define STAGES_MAX  (2 + 2 * CONFIG_SHARDS_MAX)
+#define TICK_MS	    100
+#define MS	    1000000ull
+
+struct stage {
+	char exe[PATH_MAX];
+	unsigned index; /* worker index in the segment */
+	pid_t pid;
+	int hot;	   /* asked to exit for a hot restart */
+	uint64_t start_at; /* when to start it (0: not scheduled) */
+	uint64_t delay_ms; /* current restart delay */
+	uint64_t started;  /* when this incarnation started */
+};
+
+struct sup {
+	struct ferry_config cfg;
+	const char *config_path;
+	struct shm_segment *seg;
+	struct stage st[STAGES_MAX];
+	unsigned n;
+	int sigfd;
+	int ctlfd;
+	int draining;
+	uint64_t drain_deadline;
+	int ready;
+	int all_next; /* `restart all`: next stage to restart, -1: none */
+	uint64_t last_status;
+	uint64_t last_watchdog;
+	uint64_t last_in, last_out;
+};
+
+static struct shm_worker *cb(struct sup *s, struct stage *st)
+{
+	return &s->seg->workers[st->index];
+}
+
+static void set_state(struct sup *s, struct stage *st, uint32_t state)
+{
+	__atomic_store_n(&cb(s, st)->state, state, __ATOMIC_RELEASE);
+}
+
+/* --- topology ---------------------------------------------------------- */
+
+static int build_segment(struct sup *s, char *err, size_t errlen)
+{
+	unsigned S = s->cfg.shards, nw = 2 + 2 * S, nr = 3 * S + 1, i;
+	struct shm_worker_spec w[STAGES_MAX];
+	struct shm_ring_spec r[3 * CONFIG_SHARDS_MAX + 1];
+	static char names[STAGES_MAX][SHM_WORKER_NAME_MAX];
+	static char rnames[3 * CONFIG_SHARDS_MAX + 1][RING_NAME_MAX];
+	struct shm_spec spec = {s->cfg.instance, nw, w, nr, r};
+
+	w[0] = (struct shm_worker_spec){"ingest", SHM_WORKER_INGEST, 0};
+	for (i = 0; i < S; i++) {
+		snprintf(names[1 + i], sizeof(names[0]), "decrypt.%u", i);
+		snprintf(names[1 + S + i], sizeof(names[0]), "map.%u", i);
+		w[1 + i] = (struct shm_worker_spec){names[1 + i], SHM_WORKER_DECRYPT, i};
+		w[1 + S + i] = (struct shm_worker_spec){names[1 + S + i], SHM_WORKER_MAP, i};
+	}
+	w[nw - 1] = (struct shm_worker_spec){"produce", SHM_WORKER_PRODUCE, 0};
+	/* Ingest's output rings in shard order, then the rest. */
+	for (i = 0; i < S; i++) {
+		snprintf(rnames[i], RING_NAME_MAX, "ingest>decrypt.%u", i);
+		snprintf(rnames[S + i], RING_NAME_MAX, "decrypt.%u>map.%u", i, i);
+		snprintf(rnames[2 * S + i], RING_NAME_MAX, "map.%u>produce", i);
+		r[i] = (struct shm_ring_spec){rnames[i], s->cfg.ring_size, 0, (int)(1 + i)};
+		r[S + i] = (struct shm_ring_spec){rnames[S + i], s->cfg.ring_size, (int)(1 + i),
+						  (int)(1 + S + i)};
+		r[2 * S + i] = (struct shm_ring_spec){rnames[2 * S + i], s->cfg.ring_size,
+						      (int)(1 + S + i), (int)(nw - 1)};
+	}
+	r[3 * S] = (struct shm_ring_spec){"acks", s->cfg.ack_ring_size, (int)(nw - 1), 0};
+	return shm_segment_create(&spec, SHM_CREATE_REPLACE, &s->seg, err, errlen);
+}
+
+static int stage_paths(struct sup *s)
+{
+	char self[PATH_MAX], dir[PATH_MAX];
+	static const char *exe[] = {
+		[SHM_WORKER_INGEST] = "ferry-ingest",
+		[SHM_WORKER_DECRYPT] = "ferry-decrypt",
+		[SHM_WORKER_MAP] = "ferry-map",
+		[SHM_WORKER_PRODUCE] = "ferry-produce",
+	};
+	ssize_t n;
+
+	if (s->cfg.stage_dir[0]) {
+		snprintf(dir, sizeof(dir), "%s", s->cfg.stage_dir);
+	} else {
+		n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+		if (n < 0)
+			return -errno;
+		self[n] = 0;
+		snprintf(dir, sizeof(dir), "%s", dirname(self));
+	}
+	s->n = s->seg->hdr->n_workers;
+	for (unsigned i = 0; i < s->n; i++) {
+		struct stage *st = &s->st[i];
+
+		st->index = i;
+		st->delay_ms = s->cfg.restart_delay_min_ms;
+		if ((size_t)snprintf(st->exe, sizeof(st->exe), "%s/%s", dir,
+				     exe[s->seg->workers[i].kind]) >= sizeof(st->exe))
+			return -ENAMETOOLONG;
+	}
+	return 0;
+}
+
+/* --- processes --------------------------------------------------------- */
+
+/*
+ * fork+exec one stage with the segment as fd 3. An exec failure comes
+ * back as an errno through a close-on-exec pipe. Returns 0 or -errno.
+ */
+static int spawn(struct sup *s, struct stage *st)
+{
+	char idx[16];
+	char *argv[] = {st->exe, "--fd", "3", "--worker", idx, "--config", (char *)s->config_path,
+			NULL};
+	int pfd[2], e = 0;
+	ssize_t n;
+	pid_t pid;
+
+	snprintf(idx, sizeof(idx), "%u", st->index);
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		e = errno;
+		close(pfd[0]);
+		close(pfd[1]);
+		return -e;
+	}
+	if (pid == 0) {
+		sigset_t all;
+
+		notify_forget();
+		sigfillset(&all);
+		sigprocmask(SIG_UNBLOCK, &all, NULL);
+		if (s->seg->fd == 3)
+			fcntl(3, F_SETFD, 0);
+		else if (dup2(s->seg->fd, 3) < 0)
+			e = errno;
+		if (!e) {
+			execv(st->exe, argv);
+			e = errno;
+		}
+		if (write(pfd[1], &e, sizeof(e)) < 0)
+			_exit(126);
+		_exit(127);
+	}
+	close(pfd[1]);
+	do
+		n = read(pfd[0], &e, sizeof(e));
+	while (n < 0 && errno == EINTR);
+	close(pfd[0]);
+	if (n == sizeof(e)) {
+		waitpid(pid, NULL, 0);
+		return -e;
+	}
+	st->pid = pid;
+	st->started = now_ns();
+	st->start_at = 0;
+	cb(s, st)->pid = pid;
+	cb(s, st)->started_ns = st->started;
+	set_state(s, st, SHM_SSTATE_UP);
+	return 0;
+}
+
+static void start(struct sup *s, struct stage *st)
+{
+	struct shm_worker *c = cb(s, st);
+	int r = spawn(s, st);
+
+	if (r == 0) {
+		log_info("%s started, pid %d", c->name, st->pid);
+		return;
+	}
+	/* Retry later, at the slowest pace: it will not fix itself soon. */
+	log_err("%s: cannot start %s: %s", c->name, st->exe, strerror(-r));
+	set_state(s, st, SHM_SSTATE_FAILED);
+	st->start_at = now_ns() + s->cfg.restart_delay_max_ms * MS;
+}
+
+static void describe_exit(int status, char *buf, size_t len)
+{
+	if (WIFSIGNALED(status))
+		snprintf(buf, len, "killed by signal %d (%s)", WTERMSIG(status),
+			 strsignal(WTERMSIG(status)));
+	else
+		snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
+}
+
+static void reaped(struct sup *s, struct stage *st, int status)
+{
+	struct shm_worker *c = cb(s, st);
+	uint64_t now = now_ns(), seq = __atomic_load_n(&c->current_seq, __ATOMIC_RELAXED);
+	int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	char how[64];
+
+	st->pid = 0;
+	c->pid = 0;
+	c->last_exit = status;
+	c->last_exit_ns = now;
+	describe_exit(status, how, sizeof(how));
+	if (!clean) {
+		/* Poison strikes: deaths in a row on the same record. */
+		if (seq && seq == c->strike_seq) {
+			c->strikes++;
+		} else {
+			c->strike_seq = seq;
+			c->strikes = seq ? 1 : 0;
+		}
+	}
+	if (clean && s->draining && !st->hot) {
+		log_info("%s drained and exited", c->name);
+		set_state(s, st, SHM_SSTATE_DOWN);
+		return;
+	}
+	c->restarts++;
+	if (clean && st->hot) {
+		st->hot = 0;
+		log_info("%s exited for its restart; starting %s", c->name, st->exe);
+		start(s, st);
+		return;
+	}
+	st->hot = 0;
+	/* The delay doubles while it keeps dying; a long good run resets it. */
+	if (now - st->started > 2 * s->cfg.restart_delay_max_ms * MS)
+		st->delay_ms = s->cfg.restart_delay_min_ms;
+	log_fields(LOG_WARNING, (struct log_field[]){{"STAGE_DIED", c->name}}, 1,
+		   "%s %s%s; restart in %" PRIu64 " ms (restart %u)", c->name, how,
+		   seq ? " while on a record" : "", st->delay_ms, c->restarts);
+	if (c->strikes > 1)
+		log_warning("%s: %u deaths on seq %" PRIu64 " (dead-lettered at %u)", c->name,
+			    c->strikes, c->strike_seq, s->cfg.poison_strikes);
+	set_state(s, st, SHM_SSTATE_BACKOFF);
+	st->start_at = now + st->delay_ms * MS;
+	st->delay_ms = st->delay_ms * 2 > s->cfg.restart_delay_max_ms ? s->cfg.restart_delay_max_ms
+								      : st->delay_ms * 2;
+}
+
+static void reap(struct sup *s)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+		for (unsigned i = 0; i < s->n; i++)
+			if (s->st[i].pid == pid)
+				reaped(s, &s->st[i], status);
+}
+
+static struct stage *find(struct sup *s, const char *name)
+{
+	for (unsigned i = 0; i < s->n; i++)
+		if (!strcmp(cb(s, &s->st[i])->name, name))
+			return &s->st[i];
+	return NULL;
+}
+
+/* Ask a stage to finish what it holds and exit, to start its binary anew. */
+static void hot_restart(struct sup *s, struct stage *st)
+{
+	if (!st->pid) {
+		st->start_at = now_ns(); /* down or backing off: start it now */
+		return;
+	}
+	st->hot = 1;
+	set_state(s, st, SHM_SSTATE_RESTARTING);
+	kill(st->pid, SIGUSR1);
+}
+
+/* --- control socket ----------------------------------------------------- */
+
+static int control_open(struct sup *s)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	int fd;
+
+	if (strlen(s->cfg.control_socket) >= sizeof(a.sun_path))
+		return -ENAMETOOLONG;
+	strcpy(a.sun_path, s->cfg.control_socket);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	unlink(a.sun_path);
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || chmod(a.sun_path, 0600) < 0 ||
+	    listen(fd, 8) < 0) {
+		int e = errno;
+
+		close(fd);
+		return -e;
+	}
+	snprintf(s->seg->hdr->control_socket, sizeof(s->seg->hdr->control_socket), "%s",
+		 a.sun_path);
+	s->ctlfd = fd;
+	return 0;
+}
+
+static void control_reply(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void control_reply(int fd, const char *fmt, ...)
+{
+	char buf[256];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n > 0 && write(fd, buf, (size_t)n) < 0)
+		return;
+}
+
+static void control_accept(struct sup *s)
+{
+	char line[128], *nl;
+	struct pollfd p;
+	ssize_t n;
+	int fd = accept4(s->ctlfd, NULL, NULL, SOCK_CLOEXEC);
+
+	if (fd < 0)
+		return;
+	p = (struct pollfd){.fd = fd, .events = POLLIN};
+	/* One short line; a silent client gets a second, not the supervisor. */
+	if (poll(&p, 1, 1000) <= 0 || (n = read(fd, line, sizeof(line) - 1)) <= 0) {
+		close(fd);
+		return;
+	}
+	line[n] = 0;
+	nl = strchr(line, '\n');
+	if (nl)
+		*nl = 0;
+	if (!strncmp(line, "restart ", 8)) {
+		const char *name = line + 8;
+		struct stage *st = find(s, name);
+
+		if (s->draining) {
+			control_reply(fd, "error: draining, no restarts\n");
+		} else if (!strcmp(name, "all")) {
+			s->all_next = 0;
+			control_reply(fd, "ok: restarting all %u stages one by one\n", s->n);
+		} else if (st) {
+			hot_restart(s, st);
+			control_reply(fd, "ok: restarting %s\n", name);
+		} else {
+			control_reply(fd, "error: no stage '%s'\n", name);
+		}
+	} else {
+		control_reply(fd, "error: unknown command '%s' (try: restart STAGE|all)\n", line);
+	}
+	close(fd);
+}
+
+/* --- periodic work ------------------------------------------------------ */
+
+static int healthy(struct sup *s, struct stage *st, uint64_t now)
+{
+	struct shm_worker *c = cb(s, st);
+	uint64_t hb = __atomic_load_n(&c->heartbeat_ns, __ATOMIC_RELAXED);
+
+	return st->pid && __atomic_load_n(&c->wstate, __ATOMIC_ACQUIRE) >= SHM_WSTATE_RUNNING &&
+	       hb >= st->started && now - hb < s->cfg.heartbeat_timeout_ms * MS;
+}
+
+static void tick(struct sup *s)
+{
+	uint64_t now = now_ns(), in = 0, out = 0;
+	int all_healthy = 1;
+
+	for (unsigned i = 0; i < s->n; i++) {
+		struct stage *st = &s->st[i];
+		struct shm_worker *c = cb(s, st);
+		uint64_t hb = __atomic_load_n(&c->heartbeat_ns, __ATOMIC_RELAXED);
+
+		if (!st->pid && st->start_at && now >= st->start_at)
+			start(s, st);
+		/* Hung: alive, past its grace, silent for the timeout. */
+		if (st->pid && now - st->started > s->cfg.heartbeat_timeout_ms * MS &&
+		    now - (hb > st->started ? hb : st->started) >
+			    s->cfg.heartbeat_timeout_ms * MS) {
+			log_err("%s (pid %d) sent no heartbeat for %" PRIu64 " ms: killing it",
+				c->name, st->pid, s->cfg.heartbeat_timeout_ms);
+			kill(st->pid, SIGKILL);
+			st->started = now; /* once */
+		}
+		if (!healthy(s, st, now))
+			all_healthy = 0;
+		if (c->kind == SHM_WORKER_INGEST)
+			in = c->records_out;
+		if (c->kind == SHM_WORKER_PRODUCE)
+			out = c->records_out;
+	}
+	/* `restart all`: one by one, the next once the last runs again. */
+	if (s->all_next >= 0) {
+		struct stage *prev = s->all_next > 0 ? &s->st[s->all_next - 1] : NULL;
+
+		if (!prev || (!prev->hot && healthy(s, prev, now))) {
+			if ((unsigned)s->all_next == s->n)
+				s->all_next = -1;
+			else
+				hot_restart(s, &s->st[s->all_next++]);
+		}
+	}
+	if (!s->ready && !s->draining && all_healthy) {
+		s->ready = 1;
+		notify_ready();
+		log_info("all %u stages running", s->n);
+	}
+	if (now - s->last_status >= 1000 * MS) {
+		double secs = (double)(now - s->last_status) / 1e9;
+
+		notify_status("%s: %.0f msg/s in, %.0f records/s to Kafka, %" PRIu64 " in, %" PRIu64
+			      " produced%s",
+			      s->draining ? "draining" : (all_healthy ? "running" : "degraded"),
+			      (double)(in - s->last_in) / secs, (double)(out - s->last_out) / secs,
+			      in, out, all_healthy ? "" : " (a stage is down)");
+		s->last_status = now;
+		s->last_in = in;
+		s->last_out = out;
+	}
+	if (all_healthy && notify_watchdog_usec() &&
+	    now - s->last_watchdog >= notify_watchdog_usec() * 1000 / 2) {
+		notify_watchdog();
+		s->last_watchdog = now;
+	}
+}
+
+static void drain(struct sup *s)
+{
+	if (s->draining)
+		return;
+	s->draining = 1;
+	s->all_next = -1;
+	s->drain_deadline = now_ns() + (s->cfg.flush_timeout_ms + 30000) * MS;
+	notify_stopping();
+	log_info("draining: stop pulling, empty the rings, flush Kafka, ack");
+	__atomic_store_n(&s->seg->hdr->state, SHM_ISTATE_DRAINING, __ATOMIC_RELEASE);
+	/* Wake every sleeper so it sees the new state now. */
+	for (unsigned i = 0; i < s->n; i++)
+		shm_wake_ring_slow(&cb(s, &s->st[i])->wake);
+}
+
+static void reload(struct sup *s)
+{
+	struct ferry_config fresh;
+	char err[512];
+
+	notify_reloading();
+	if (config_load(s->config_path, &fresh, err, sizeof(err)) < 0) {
+		log_err("reload refused, keeping the running configuration: %s", err);
+	} else {
+		if (fresh.shards != s->cfg.shards || fresh.ring_size != s->cfg.ring_size ||
+		    strcmp(fresh.instance, s->cfg.instance))
+			log_warning(
+				"shards, ring sizes and the instance change only with a restart "
+				"of ferryd");
+		s->cfg.heartbeat_timeout_ms = fresh.heartbeat_timeout_ms;
+		s->cfg.restart_delay_min_ms = fresh.restart_delay_min_ms;
+		s->cfg.restart_delay_max_ms = fresh.restart_delay_max_ms;
+		s->cfg.poison_strikes = fresh.poison_strikes;
+		for (unsigned i = 0; i < s->n; i++)
+			if (s->st[i].pid)
+				kill(s->st[i].pid, SIGHUP);
+		log_info("configuration reloaded");
+	}
+	config_free(&fresh);
+	notify_ready();
+}
+
+static int live(struct sup *s)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < s->n; i++)
+		n += s->st[i].pid != 0 || s->st[i].start_at != 0;
+	return (int)n;
+}
+
+static int loop(struct sup *s)
+{
+	for (;;) {
+		struct pollfd p[2] = {{.fd = s->sigfd, .events = POLLIN},
+				      {.fd = s->ctlfd, .events = POLLIN}};
+		struct signalfd_siginfo si;
+
+		if (poll(p, 2, TICK_MS) < 0 && errno != EINTR)
+			return EXIT_SYSTEM;
+		while (read(s->sigfd, &si, sizeof(si)) == sizeof(si)) {
+			if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+				drain(s);
+			else if (si.ssi_signo == SIGHUP)
+				reload(s);
+		}
+		reap(s);
+		if (p[1].revents & POLLIN)
+			control_accept(s);
+		if (s->draining) {
+			if (!live(s))
+				return 0;
+			if (now_ns() > s->drain_deadline) {
+				log_err("drain incomplete after %" PRIu64
+					" ms: killing what is left",
+					s->cfg.flush_timeout_ms + 30000);
+				for (unsigned i = 0; i < s->n; i++)
+					if (s->st[i].pid)
+						kill(s->st[i].pid, SIGKILL);
+				return EXIT_DRAIN;
+			}
+		}
+		tick(s);
+	}
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: ferryd [-c CONFIG]\n"
+		   "  -c, --config PATH   configuration (default /etc/ferry/ferry.conf)\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	struct sup s = {.sigfd = -1, .ctlfd = -1, .all_next = -1};
+	char err[512], path[PATH_MAX];
+	const char *config = "/etc/ferry/ferry.conf";
+	sigset_t sigs;
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	log_open("ferryd");
+	if (config_load(config, &s.cfg, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		config_free(&s.cfg);
+		return EXIT_USAGE;
+	}
+	/* Stages get the same file; make its path absolute for them. */
+	s.config_path = realpath(config, path) ? path : config;
+
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	s.sigfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
+	signal(SIGPIPE, SIG_IGN);
+
+	r = build_segment(&s, err, sizeof(err));
+	if (r < 0) {
+		log_err("%s", err);
+		r = EXIT_SYSTEM;
+		goto out;
+	}
+	r = stage_paths(&s);
+	if (r == 0)
+		r = control_open(&s);
+	if (r < 0 || s.sigfd < 0) {
+		log_err("cannot set up: %s", strerror(r < 0 ? -r : errno));
+		r = EXIT_SYSTEM;
+		goto out;
+	}
+	log_info("instance %s: %u shards, rings of %" PRIu64 " KiB, segment %s, control %s",
+		 s.cfg.instance, s.cfg.shards, s.cfg.ring_size >> 10, s.seg->path,
+		 s.cfg.control_socket);
+	for (unsigned i = 0; i < s.n; i++)
+		start(&s, &s.st[i]);
+	r = loop(&s);
+	log_info("exit %d", r);
+out:
+	if (s.ctlfd >= 0) {
+		close(s.ctlfd);
+		unlink(s.cfg.control_socket);
+	}
+	if (s.seg) {
+		shm_segment_unlink(s.cfg.instance);
+		shm_segment_close(s.seg);
+	}
+	config_free(&s.cfg);
+	return r;
+}

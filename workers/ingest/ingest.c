@@ -1,0 +1,324 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ingest: pulls source messages, stamps each with its pipeline seq, shards
+ * them by tenant onto the decrypt rings, and reads produce's acks back.
+ *
+ * Sources today: a replay file (README, "Replay files"). Message i of the
+ * file (from 0) has seq i + 1, so a restarted ingest knows exactly what it
+ * already handed on: whatever is at or below the last seq published to
+ * that message's shard ring. SQS and Pub/Sub come with their own issue.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "common/log.h"
+#include "common/time.h"
+#include "workers/common/worker.h"
+
+#define BATCH	64
+#define WAIT_MS 250
+
+struct replay_msg {
+	unsigned char *enc; /* encoded source message (msg_source_encode) */
+	uint32_t len;
+	uint32_t shard;
+};
+
+struct ingest {
+	struct replay_msg *msgs;
+	size_t n;
+	size_t next;			 /* next message to hand on */
+	uint64_t skip[WORKER_RINGS_MAX]; /* per shard: seqs at or below were sent before */
+	int produce;			 /* index of the produce worker, -1 if none */
+};
+
+static uint32_t fnv1a(const void *p, size_t len)
+{
+	const unsigned char *s = p;
+	uint32_t h = 2166136261u;
+
+	while (len--)
+		h = (h ^ *s++) * 16777619u;
+	return h;
+}
+
+/* Parse one replay line into m. Returns 0 or -EINVAL with *why. */
+static int replay_parse(const char *line, unsigned shards, struct replay_msg *m, const char **why)
+{
+	cJSON *j = cJSON_Parse(line), *id, *attrs, *body, *a;
+	unsigned char attrbuf[65536];
+	size_t alen = 0;
+	struct msg_source_view v = {.source = MSG_SOURCE_REPLAY};
+	struct msg_bytes tenant;
+	int r = -EINVAL;
+
+	*why = NULL;
+	if (!j || !cJSON_IsObject(j)) {
+		*why = "not a JSON object";
+		goto out;
+	}
+	id = cJSON_GetObjectItemCaseSensitive(j, "id");
+	attrs = cJSON_GetObjectItemCaseSensitive(j, "attributes");
+	body = cJSON_GetObjectItemCaseSensitive(j, "body");
+	if (!cJSON_IsString(id) || !cJSON_IsString(body)) {
+		*why = "\"id\" and \"body\" must be strings";
+		goto out;
+	}
+	if (attrs && !cJSON_IsObject(attrs)) {
+		*why = "\"attributes\" must be an object of strings";
+		goto out;
+	}
+	cJSON_ArrayForEach(a, attrs)
+	{
+		if (!cJSON_IsString(a) || msg_kv_put(attrbuf, sizeof(attrbuf), &alen, a->string,
+						     (uint32_t)strlen(a->string), a->valuestring,
+						     (uint32_t)strlen(a->valuestring)) < 0) {
+			*why = "an attribute is not a string, or they are too large";
+			goto out;
+		}
+	}
+	v.id.p = id->valuestring;
+	v.id.len = (uint32_t)strlen(id->valuestring);
+	v.attrs.p = attrbuf;
+	v.attrs.len = (uint32_t)alen;
+	v.body.p = body->valuestring;
+	v.body.len = (uint32_t)strlen(body->valuestring);
+	m->len = msg_source_size(&v);
+	m->enc = malloc(m->len);
+	if (!m->enc) {
+		r = -ENOMEM;
+		*why = "out of memory";
+		goto out;
+	}
+	msg_source_encode(m->enc, m->len, &v);
+	if (msg_kv_find(v.attrs, "tenant", &tenant) <= 0)
+		tenant = v.id;
+	m->shard = fnv1a(tenant.p, tenant.len) % shards;
+	r = 0;
+out:
+	cJSON_Delete(j);
+	return r;
+}
+
+/*
+ * Load a replay file: one JSON object per line. A line that cannot be
+ * read is not dropped: it travels as a dead letter naming file:line.
+ */
+static int replay_load(struct ingest *g, const char *path, unsigned shards)
+{
+	FILE *f = fopen(path, "r");
+	char *line = NULL;
+	size_t cap = 0, n_alloc = 0;
+	ssize_t len;
+	unsigned lineno = 0;
+
+	if (!f) {
+		log_err("replay file %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	while ((len = getline(&line, &cap, f)) >= 0) {
+		struct replay_msg m = {0};
+		const char *why;
+		int r;
+
+		lineno++;
+		if (len <= 1 && (len == 0 || line[0] == '\n'))
+			continue;
+		if (g->n == n_alloc) {
+			struct replay_msg *nm;
+
+			n_alloc = n_alloc ? 2 * n_alloc : 1024;
+			nm = realloc(g->msgs, n_alloc * sizeof(*nm));
+			if (!nm) {
+				free(line);
+				fclose(f);
+				return -ENOMEM;
+			}
+			g->msgs = nm;
+		}
+		r = replay_parse(line, shards, &m, &why);
+		if (r == -ENOMEM) {
+			free(line);
+			fclose(f);
+			return r;
+		}
+		if (r < 0) {
+			/* A dead letter from birth: raw bytes as the body, the reason in front. */
+			char reason[256];
+			struct msg_source_view v = {.source = MSG_SOURCE_REPLAY};
+			uint32_t dlen, slen;
+			unsigned char *d;
+
+			snprintf(reason, sizeof(reason), "ingest: %s:%u: %s", path, lineno, why);
+			v.body.p = line;
+			v.body.len = (uint32_t)len;
+			slen = msg_source_size(&v);
+			dlen = msg_dead_size((uint32_t)strlen(reason), slen);
+			d = malloc(dlen);
+			m.enc = malloc(slen);
+			if (!d || !m.enc) {
+				free(d);
+				free(m.enc);
+				free(line);
+				fclose(f);
+				return -ENOMEM;
+			}
+			msg_source_encode(m.enc, slen, &v);
+			msg_dead_encode(d, dlen, SHM_WORKER_INGEST, reason, m.enc, slen);
+			free(m.enc);
+			m.enc = d;
+			m.len = dlen | 0x80000000u; /* marks a dead letter */
+			m.shard = lineno % shards;
+			log_warning("%s", reason);
+		}
+		g->msgs[g->n++] = m;
+	}
+	free(line);
+	fclose(f);
+	log_info("replay file %s: %zu messages", path, g->n);
+	return 0;
+}
+
+static int ingest_init(struct worker *w)
+{
+	struct ingest *g = calloc(1, sizeof(*g));
+	int r;
+
+	if (!g)
+		return -ENOMEM;
+	w->ctx = g;
+	g->produce = -1;
+	for (unsigned i = 0; i < w->seg->hdr->n_workers; i++)
+		if (w->seg->workers[i].kind == SHM_WORKER_PRODUCE)
+			g->produce = (int)i;
+	if (w->n_out == 0 || w->n_in != 1) {
+		log_err("ingest needs shard rings and one ack ring, has %u and %u", w->n_out,
+			w->n_in);
+		return -EINVAL;
+	}
+	for (unsigned s = 0; s < w->n_out; s++)
+		g->skip[s] = ring_last_seq(&w->out[s]);
+	if (w->cfg.replay_file[0]) {
+		r = replay_load(g, w->cfg.replay_file, w->n_out);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static void ingest_fini(struct worker *w)
+{
+	struct ingest *g = w->ctx;
+
+	if (!g)
+		return;
+	for (size_t i = 0; i < g->n; i++)
+		free(g->msgs[i].enc);
+	free(g->msgs);
+	free(g);
+	w->ctx = NULL;
+}
+
+/* Hand on up to BATCH replay messages. Returns how many went, or 0 when blocked/done. */
+static unsigned pull_replay(struct worker *w, struct ingest *g)
+{
+	unsigned sent = 0;
+
+	while (sent < BATCH && g->next < g->n) {
+		struct replay_msg *m = &g->msgs[g->next];
+		uint64_t seq = g->next + 1;
+		int dead = !!(m->len & 0x80000000u);
+		uint32_t len = m->len & 0x7fffffffu;
+		struct ring *out = &w->out[m->shard];
+		void *p;
+
+		if (seq > g->skip[m->shard]) {
+			p = ring_reserve(out, len);
+			if (!p)
+				break; /* this shard is full: backpressure */
+			memcpy(p, m->enc, len);
+			ring_push(out, len, dead ? MSG_REC_DEAD : MSG_REC_SOURCE, 0, seq);
+			__atomic_fetch_add(&w->cb->records_out, 1, __ATOMIC_RELAXED);
+			if (dead)
+				__atomic_fetch_add(&w->cb->dead_letters, 1, __ATOMIC_RELAXED);
+		}
+		g->next++;
+		sent++;
+	}
+	for (unsigned s = 0; s < w->n_out; s++)
+		ring_publish(&w->out[s]);
+	return sent;
+}
+
+static unsigned read_acks(struct worker *w)
+{
+	struct ring *acks = &w->in[0];
+	const struct ring_rec *rec;
+	unsigned n = 0;
+
+	while ((rec = ring_read(acks))) {
+		if (rec->type == MSG_REC_ACK)
+			n++;
+	}
+	if (n) {
+		ring_commit(acks);
+		__atomic_fetch_add(&w->cb->records_in, n, __ATOMIC_RELAXED);
+	}
+	return n;
+}
+
+static int produce_drained(const struct worker *w, const struct ingest *g)
+{
+	return g->produce < 0 || __atomic_load_n(&w->seg->workers[g->produce].wstate,
+						 __ATOMIC_ACQUIRE) == SHM_WSTATE_DRAINED;
+}
+
+static int ingest_run(struct worker *w)
+{
+	struct ingest *g = w->ctx;
+	struct shm_wake *bell = &w->cb->wake; /* acks and shard-ring space both ring it */
+
+	while (!worker_stop) {
+		int draining = __atomic_load_n(&w->seg->hdr->state, __ATOMIC_ACQUIRE) ==
+			       SHM_ISTATE_DRAINING;
+		unsigned did;
+		uint32_t seen;
+
+		worker_beat(w);
+		did = read_acks(w);
+		if (draining) {
+			__atomic_store_n(&w->cb->wstate, SHM_WSTATE_DRAINED, __ATOMIC_RELEASE);
+			if (produce_drained(w, g) && !read_acks(w))
+				break;
+		} else {
+			did += pull_replay(w, g);
+		}
+		if (did)
+			continue;
+		/* Re-check after announcing the sleep: acks, and room in a full shard. */
+		seen = shm_wake_prepare(bell);
+		if (read_acks(w) || (!draining && pull_replay(w, g)) || worker_stop) {
+			shm_wake_cancel(bell);
+			continue;
+		}
+		shm_wake_sleep(bell, seen, WAIT_MS);
+	}
+	read_acks(w);
+	return 0;
+}
+
+static const struct stage_ops ingest_ops = {
+	.name = "ingest",
+	.init = ingest_init,
+	.run = ingest_run,
+	.fini = ingest_fini,
+};
+
+int main(int argc, char **argv)
+{
+	return worker_main(argc, argv, &ingest_ops);
+}
