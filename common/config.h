@@ -10,6 +10,14 @@
  *
  * Sizes take K, M, G suffixes (powers of 1024); durations take ms, s, m, h
  * (a bare number is seconds).
+ *
+ * Keys: a field's key is its name without the _ms suffix, except [replay]
+ * file (replay_file): [ferry] instance, shards, ring_size, ack_ring_size,
+ * poison_strikes, heartbeat_timeout, restart_delay_min, restart_delay_max,
+ * control_socket, stage_dir; [replay] file; [produce] topic,
+ * dead_letter_topic, flush_timeout. A key set twice is an error, in [kafka]
+ * too. Values may not continue on indented lines, and a line may hold at
+ * most CONFIG_LINE_MAX characters (inih's line buffer).
  */
 #ifndef FERRY_COMMON_CONFIG_H
 #define FERRY_COMMON_CONFIG_H
@@ -19,7 +27,11 @@
 #include <stdint.h>
 
 #define CONFIG_SHARDS_MAX 64
-#define CONFIG_STR_MAX 256
+#define CONFIG_STR_MAX	  256
+
+/* No duration may exceed a day; a line holds inih's INI_MAX_LINE (200) less the NUL. */
+#define CONFIG_DURATION_MAX_MS (24ull * 3600 * 1000)
+#define CONFIG_LINE_MAX	       199
 
 /* One librdkafka property from [kafka], with where it was set. */
 struct config_kv {
@@ -32,24 +44,25 @@ struct ferry_config {
 	char path[PATH_MAX]; /* the file it came from */
 
 	/* [ferry] */
-	char instance[64];               /* default "default"; [A-Za-z0-9_.-], 1..63 */
-	unsigned shards;                 /* decrypt+map pairs, 1..64, default 2 */
-	uint64_t ring_size;              /* bytes per data ring, power of two, >= 4M, default 16M */
-	uint64_t ack_ring_size;          /* bytes of the ack ring, power of two, >= 64K, default 1M */
-	unsigned poison_strikes;         /* deaths on one seq before it is dead-lettered, 1..100, default 3 */
-	uint64_t heartbeat_timeout_ms;   /* a stage silent this long is hung, default 10s */
-	uint64_t restart_delay_min_ms;   /* first restart delay, >= 1s, default 1s */
-	uint64_t restart_delay_max_ms;   /* cap of the growing delay, default 30s */
-	char control_socket[108];        /* unix socket of ferryctl; default: see config_load() */
-	char stage_dir[PATH_MAX];        /* where ferry-<stage> binaries are; default "" = ferryd's dir */
+	char instance[64];	 /* default "default"; [A-Za-z0-9_.-], 1..63 */
+	unsigned shards;	 /* decrypt+map pairs, 1..64, default 2 */
+	uint64_t ring_size;	 /* bytes per data ring, power of two, >= 4M, default 16M */
+	uint64_t ack_ring_size;	 /* bytes of the ack ring, power of two, >= 64K, default 1M */
+	unsigned poison_strikes; /* deaths on one seq before it is dead-lettered, 1..100, default 3
+				  */
+	uint64_t heartbeat_timeout_ms; /* a stage silent this long is hung, default 10s */
+	uint64_t restart_delay_min_ms; /* first restart delay, >= 1s, default 1s */
+	uint64_t restart_delay_max_ms; /* cap of the growing delay, default 30s */
+	char control_socket[108];      /* unix socket of ferryctl; default: see config_load() */
+	char stage_dir[PATH_MAX]; /* where ferry-<stage> binaries are; default "" = ferryd's dir */
 
 	/* [replay] */
 	char replay_file[PATH_MAX]; /* a replay file to ingest; "" = none */
 
 	/* [produce] */
-	char topic[CONFIG_STR_MAX];             /* default "ferry.events" */
+	char topic[CONFIG_STR_MAX];		/* default "ferry.events" */
 	char dead_letter_topic[CONFIG_STR_MAX]; /* default "ferry.dead-letters" */
-	uint64_t flush_timeout_ms;              /* on shutdown, default 30s */
+	uint64_t flush_timeout_ms;		/* on shutdown, default 30s */
 
 	/* [kafka]: passed to librdkafka as they are, in file order */
 	struct config_kv *kafka;
@@ -68,7 +81,11 @@ struct ferry_config {
  */
 int config_load(const char *path, struct ferry_config *cfg, char *err, size_t errlen);
 
-/* Set the defaults only (no file). */
+/*
+ * Set the defaults only (no file); control_socket gets the default of
+ * instance "default" (see config_load(); "" if that does not fit).
+ * An empty control_socket in the file also means the default.
+ */
 void config_defaults(struct ferry_config *cfg);
 
 /* Release what config_load() allocated. Safe on a zeroed or freed config, and twice. */

@@ -11,6 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/time.h"
 
 #include "shm/segment.h"
 
@@ -19,16 +25,20 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: ferryctl [-i INSTANCE] COMMAND\n"
-		   "\n"
-		   "  -i, --instance NAME   ferry instance (default: $FERRY_INSTANCE, else "
-		   "'default')\n"
-		   "  -h, --help            this text\n"
-		   "\n"
-		   "commands:\n"
-		   "  rings                 every ring: capacity, fill, records, head/tail, last "
-		   "seq,\n"
-		   "                        writer and reader pids, who waits\n");
+	fprintf(f,
+		"usage: ferryctl [-i INSTANCE] COMMAND\n"
+		"\n"
+		"  -i, --instance NAME   ferry instance (default: $FERRY_INSTANCE, else "
+		"'default')\n"
+		"  -h, --help            this text\n"
+		"\n"
+		"commands:\n"
+		"  status              every stage (pid, state, uptime, restarts, last exit,\n"
+		"                      seq in progress, records in/out, dead letters), then rings\n"
+		"  rings               every ring: capacity, fill, records, head/tail, last seq,\n"
+		"                      writer and reader pids, who waits\n"
+		"  restart STAGE|all   hot restart: the stage finishes what it holds and exits,\n"
+		"                      ferryd starts the binary now on disk (all: one by one)\n");
 }
 
 /* "16 MiB", "3.5 KiB", "812 B" */
@@ -108,6 +118,93 @@ static int cmd_rings(struct shm_segment *seg)
 	return 0;
 }
 
+static const char *sstate_name(uint32_t s)
+{
+	static const char *names[] = {"down", "up", "backoff", "restarting", "failed"};
+
+	return s < ARRAY_SIZE(names) ? names[s] : "?";
+}
+
+static const char *wstate_name(uint32_t s)
+{
+	static const char *names[] = {"-", "init", "running", "stopping", "drained"};
+
+	return s < ARRAY_SIZE(names) ? names[s] : "?";
+}
+
+static const char *exit_name(const struct shm_worker *w, char *buf, size_t len)
+{
+	if (!w->last_exit_ns)
+		return "-";
+	if (WIFSIGNALED(w->last_exit))
+		snprintf(buf, len, "signal %d", WTERMSIG(w->last_exit));
+	else
+		snprintf(buf, len, "exit %d", WEXITSTATUS(w->last_exit));
+	return buf;
+}
+
+static int cmd_status(struct shm_segment *seg)
+{
+	uint64_t now = now_ns();
+
+	printf("instance %s, segment %s, %s\n", seg->hdr->instance, seg->path,
+	       seg->hdr->state == SHM_ISTATE_DRAINING ? "draining" : "running");
+	printf("%-12s %7s %-10s %-8s %9s %8s %-10s %10s %12s %12s %8s %9s %6s\n", "STAGE", "PID",
+	       "STATE", "SAYS", "UPTIME", "RESTARTS", "LAST_EXIT", "SEQ", "IN", "OUT", "DEAD",
+	       "INFLIGHT", "BEAT");
+	for (unsigned i = 0; i < seg->hdr->n_workers; i++) {
+		const struct shm_worker *w = &seg->workers[i];
+		char up[16] = "-", beat[16] = "-", ex[24];
+		uint64_t hb = __atomic_load_n(&w->heartbeat_ns, __ATOMIC_RELAXED);
+
+		if (w->pid > 0 && w->started_ns && now > w->started_ns)
+			snprintf(up, sizeof(up), "%.1fs", (double)(now - w->started_ns) / 1e9);
+		if (w->pid > 0 && hb && now > hb)
+			snprintf(beat, sizeof(beat), "%.1fs", (double)(now - hb) / 1e9);
+		printf("%-12s %7d %-10s %-8s %9s %8u %-10s %10llu %12llu %12llu %8llu %9u %6s\n",
+		       w->name, w->pid, sstate_name(w->state), wstate_name(w->wstate), up,
+		       w->restarts, exit_name(w, ex, sizeof(ex)),
+		       (unsigned long long)w->current_seq, (unsigned long long)w->records_in,
+		       (unsigned long long)w->records_out, (unsigned long long)w->dead_letters,
+		       w->inflight, beat);
+	}
+	printf("\n");
+	return cmd_rings(seg);
+}
+
+static int cmd_restart(struct shm_segment *seg, const char *stage)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	char buf[256];
+	ssize_t n;
+	int fd;
+
+	if (!seg->hdr->control_socket[0] ||
+	    memchr(seg->hdr->control_socket, 0, sizeof(seg->hdr->control_socket)) == NULL) {
+		fprintf(stderr,
+			"ferryctl: the segment names no control socket: is ferryd running?\n");
+		return EXIT_SYSTEM;
+	}
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", seg->hdr->control_socket);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		fprintf(stderr, "ferryctl: %s: %s\n", a.sun_path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return EXIT_SYSTEM;
+	}
+	snprintf(buf, sizeof(buf), "restart %s\n", stage);
+	if (write(fd, buf, strlen(buf)) < 0 || (n = read(fd, buf, sizeof(buf) - 1)) <= 0) {
+		fprintf(stderr, "ferryctl: %s: no answer\n", a.sun_path);
+		close(fd);
+		return EXIT_SYSTEM;
+	}
+	close(fd);
+	buf[n] = 0;
+	fputs(buf, strncmp(buf, "ok", 2) ? stderr : stdout);
+	return strncmp(buf, "ok", 2) ? EXIT_SYSTEM : 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -118,6 +215,7 @@ int main(int argc, char **argv)
 	const char *instance = getenv("FERRY_INSTANCE");
 	struct shm_segment *seg = NULL;
 	char err[512];
+	const char *cmd;
 	int c, r;
 
 	if (!instance || !*instance)
@@ -145,8 +243,13 @@ int main(int argc, char **argv)
 			instance);
 		return EXIT_USAGE;
 	}
-	if (strcmp(argv[optind], "rings") != 0) {
-		fprintf(stderr, "ferryctl: unknown command '%s'\n", argv[optind]);
+	cmd = argv[optind];
+	if (strcmp(cmd, "rings") && strcmp(cmd, "status") &&
+	    (strcmp(cmd, "restart") || optind + 2 != argc)) {
+		if (!strcmp(cmd, "restart"))
+			fprintf(stderr, "ferryctl: restart takes one stage name (or all)\n");
+		else
+			fprintf(stderr, "ferryctl: unknown command '%s'\n", cmd);
 		usage(stderr);
 		return EXIT_USAGE;
 	}
@@ -155,7 +258,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ferryctl: %s\n", err);
 		return EXIT_SYSTEM;
 	}
-	r = cmd_rings(seg);
+	if (!strcmp(cmd, "rings"))
+		r = cmd_rings(seg);
+	else if (!strcmp(cmd, "status"))
+		r = cmd_status(seg);
+	else
+		r = cmd_restart(seg, argv[optind + 1]);
 	shm_segment_close(seg);
 	return r;
 }

@@ -409,13 +409,19 @@ static void control_accept(struct sup *s)
 
 /* --- periodic work ------------------------------------------------------ */
 
+/* now - then, 0 if then is later (clocks read in another order). */
+static uint64_t since(uint64_t now, uint64_t then)
+{
+	return now > then ? now - then : 0;
+}
+
 static int healthy(struct sup *s, struct stage *st, uint64_t now)
 {
 	struct shm_worker *c = cb(s, st);
 	uint64_t hb = __atomic_load_n(&c->heartbeat_ns, __ATOMIC_RELAXED);
 
 	return st->pid && __atomic_load_n(&c->wstate, __ATOMIC_ACQUIRE) >= SHM_WSTATE_RUNNING &&
-	       hb >= st->started && now - hb < s->cfg.heartbeat_timeout_ms * MS;
+	       hb >= st->started && since(now, hb) < s->cfg.heartbeat_timeout_ms * MS;
 }
 
 static void tick(struct sup *s)
@@ -428,12 +434,14 @@ static void tick(struct sup *s)
 		struct shm_worker *c = cb(s, st);
 		uint64_t hb = __atomic_load_n(&c->heartbeat_ns, __ATOMIC_RELAXED);
 
-		if (!st->pid && st->start_at && now >= st->start_at)
+		if (!st->pid && st->start_at && now >= st->start_at) {
 			start(s, st);
-		/* Hung: alive, past its grace, silent for the timeout. */
-		if (st->pid && now - st->started > s->cfg.heartbeat_timeout_ms * MS &&
-		    now - (hb > st->started ? hb : st->started) >
-			    s->cfg.heartbeat_timeout_ms * MS) {
+			all_healthy = 0;
+			continue;
+		}
+		/* Hung: alive and silent for the timeout (counted from its start). */
+		if (st->pid && since(now, hb > st->started ? hb : st->started) >
+				       s->cfg.heartbeat_timeout_ms * MS) {
 			log_err("%s (pid %d) sent no heartbeat for %" PRIu64 " ms: killing it",
 				c->name, st->pid, s->cfg.heartbeat_timeout_ms);
 			kill(st->pid, SIGKILL);

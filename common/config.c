@@ -1,0 +1,626 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * config: etc/ferry.conf read with inih, each value checked, [kafka] checked by librdkafka.
+ *
+ * Debian's inih calls the handler without a line number, so the parse goes through our own
+ * reader: it counts lines (inih handles each line right after reading it), stops the parse at
+ * the first error, refuses lines too long for inih's buffer (inih would split them), and looks
+ * at each line the way inih will, to catch unknown sections that hold no key and indented
+ * lines that inih would glue to the value above.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ini.h>
+#include <librdkafka/rdkafka.h>
+
+#include "common/compiler.h"
+#include "common/config.h"
+
+enum config_key {
+	KEY_INSTANCE,
+	KEY_SHARDS,
+	KEY_RING_SIZE,
+	KEY_ACK_RING_SIZE,
+	KEY_POISON_STRIKES,
+	KEY_HEARTBEAT_TIMEOUT,
+	KEY_RESTART_DELAY_MIN,
+	KEY_RESTART_DELAY_MAX,
+	KEY_CONTROL_SOCKET,
+	KEY_STAGE_DIR,
+	KEY_REPLAY_FILE,
+	KEY_TOPIC,
+	KEY_DEAD_LETTER_TOPIC,
+	KEY_FLUSH_TIMEOUT,
+	KEY_COUNT,
+};
+
+enum config_kind {
+	KIND_UINT,     /* unsigned, min..max */
+	KIND_RING,     /* size in bytes, power of two, min..max */
+	KIND_DURATION, /* uint64_t ms, min..max */
+	KIND_INSTANCE, /* char[], [A-Za-z0-9_.-], not starting with '.' */
+	KIND_TOPIC,    /* char[], a Kafka topic name */
+	KIND_PATH,     /* char[], anything that fits */
+};
+
+struct config_key_def {
+	const char *section;
+	const char *name;
+	enum config_kind kind;
+	size_t offset; /* of the field in struct ferry_config */
+	size_t size;   /* of the field */
+	uint64_t min, max;
+	const char *want; /* what a good value looks like */
+};
+
+_Static_assert(CONFIG_LINE_MAX + 1 == INI_MAX_LINE, "CONFIG_LINE_MAX follows inih's line buffer");
+
+#define FIELD(f)       offsetof(struct ferry_config, f), sizeof(((struct ferry_config *)0)->f)
+#define DURATION_FORMS "(e.g. 250ms, 10s, 5m, 1h; a bare number is seconds)"
+
+static const char *const config_sections[] = {"ferry", "replay", "produce", "kafka"};
+
+static const struct config_key_def config_keys[KEY_COUNT] = {
+	[KEY_INSTANCE] = {"ferry", "instance", KIND_INSTANCE, FIELD(instance), 1, 63,
+			  "want 1 to 63 characters of A-Z a-z 0-9 _ . - not starting with '.'"},
+	[KEY_SHARDS] = {"ferry", "shards", KIND_UINT, FIELD(shards), 1, CONFIG_SHARDS_MAX,
+			"want an integer from 1 to 64"},
+	[KEY_RING_SIZE] = {"ferry", "ring_size", KIND_RING, FIELD(ring_size), 4ull << 20,
+			   1ull << 30, "want a power of two from 4M to 1G"},
+	[KEY_ACK_RING_SIZE] = {"ferry", "ack_ring_size", KIND_RING, FIELD(ack_ring_size),
+			       64ull << 10, 1ull << 30, "want a power of two from 64K to 1G"},
+	[KEY_POISON_STRIKES] = {"ferry", "poison_strikes", KIND_UINT, FIELD(poison_strikes), 1, 100,
+				"want an integer from 1 to 100"},
+	[KEY_HEARTBEAT_TIMEOUT] = {"ferry", "heartbeat_timeout", KIND_DURATION,
+				   FIELD(heartbeat_timeout_ms), 1, CONFIG_DURATION_MAX_MS,
+				   "want a duration from 1ms to 24h " DURATION_FORMS},
+	[KEY_RESTART_DELAY_MIN] = {"ferry", "restart_delay_min", KIND_DURATION,
+				   FIELD(restart_delay_min_ms), 1000, CONFIG_DURATION_MAX_MS,
+				   "want a duration from 1s to 24h " DURATION_FORMS},
+	[KEY_RESTART_DELAY_MAX] = {"ferry", "restart_delay_max", KIND_DURATION,
+				   FIELD(restart_delay_max_ms), 1, CONFIG_DURATION_MAX_MS,
+				   "want a duration from 1ms to 24h " DURATION_FORMS},
+	[KEY_CONTROL_SOCKET] = {"ferry", "control_socket", KIND_PATH, FIELD(control_socket), 0, 0,
+				"want a path shorter than 108 bytes"},
+	[KEY_STAGE_DIR] = {"ferry", "stage_dir", KIND_PATH, FIELD(stage_dir), 0, 0,
+			   "want a path shorter than PATH_MAX"},
+	[KEY_REPLAY_FILE] = {"replay", "file", KIND_PATH, FIELD(replay_file), 0, 0,
+			     "want a path shorter than PATH_MAX"},
+	[KEY_TOPIC] = {"produce", "topic", KIND_TOPIC, FIELD(topic), 1, 249,
+		       "want a Kafka topic name: 1 to 249 characters of A-Z a-z 0-9 . _ -, "
+		       "not '.' or '..'"},
+	[KEY_DEAD_LETTER_TOPIC] = {"produce", "dead_letter_topic", KIND_TOPIC,
+				   FIELD(dead_letter_topic), 1, 249,
+				   "want a Kafka topic name: 1 to 249 characters of A-Z a-z 0-9 . "
+				   "_ -, not '.' or '..'"},
+	[KEY_FLUSH_TIMEOUT] = {"produce", "flush_timeout", KIND_DURATION, FIELD(flush_timeout_ms),
+			       1, CONFIG_DURATION_MAX_MS,
+			       "want a duration from 1ms to 24h " DURATION_FORMS},
+};
+
+/* One parse: everything config_load() needs between inih's callbacks. */
+struct config_parse {
+	struct ferry_config *cfg;
+	FILE *fp;
+	rd_kafka_conf_t *kconf;
+	char *err;
+	size_t errlen;
+	unsigned line;		      /* the line just read */
+	bool in_key;		      /* a key since the last [section] (inih's prev_name) */
+	bool continuation;	      /* inih glues the line just read to the key above */
+	unsigned key_line[KEY_COUNT]; /* where each key was set; 0 = not set */
+	char key_value[KEY_COUNT][CONFIG_STR_MAX]; /* as written, for later messages */
+	int error;				   /* the first error, -errno; 0 = none */
+	unsigned error_line;			   /* its line; 0 = none applies */
+};
+
+/* Record the first error only: "path:line: " (or "path: ") and the message. */
+__attribute__((format(printf, 4, 5))) static void config_fail(struct config_parse *p, int error,
+							      unsigned line, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (p->error)
+		return;
+	p->error = error;
+	p->error_line = line;
+	if (!p->err || !p->errlen)
+		return;
+	if (line)
+		n = snprintf(p->err, p->errlen, "%s:%u: ", p->cfg->path, line);
+	else
+		n = snprintf(p->err, p->errlen, "%s: ", p->cfg->path);
+	if (n < 0 || (size_t)n >= p->errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(p->err + n, p->errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+}
+
+/* Digits only (no sign, no space), into *ret. Returns the first non-digit, NULL on overflow. */
+static const char *config_parse_digits(const char *s, uint64_t *ret)
+{
+	uint64_t v = 0;
+
+	if (!isdigit((unsigned char)*s))
+		return NULL;
+	for (; isdigit((unsigned char)*s); s++) {
+		unsigned d = (unsigned)(*s - '0');
+
+		if (v > (UINT64_MAX - d) / 10)
+			return NULL;
+		v = v * 10 + d;
+	}
+	*ret = v;
+	return s;
+}
+
+int config_parse_size(const char *s, uint64_t *ret)
+{
+	const char *end;
+	unsigned shift = 0;
+	uint64_t v;
+
+	if (!s || !ret)
+		return -EINVAL;
+	end = config_parse_digits(s, &v);
+	if (!end)
+		return -EINVAL;
+	switch (*end) {
+	case '\0':
+		break;
+	case 'K':
+		shift = 10;
+		end++;
+		break;
+	case 'M':
+		shift = 20;
+		end++;
+		break;
+	case 'G':
+		shift = 30;
+		end++;
+		break;
+	default:
+		return -EINVAL;
+	}
+	if (*end || v > UINT64_MAX >> shift)
+		return -EINVAL;
+	*ret = v << shift;
+	return 0;
+}
+
+int config_parse_duration(const char *s, uint64_t *ret_ms)
+{
+	static const struct {
+		const char *suffix;
+		uint64_t ms;
+	} units[] = {{"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60 * 1000}, {"h", 3600 * 1000}};
+	const char *end;
+	uint64_t v;
+
+	if (!s || !ret_ms)
+		return -EINVAL;
+	end = config_parse_digits(s, &v);
+	if (!end)
+		return -EINVAL;
+	for (size_t i = 0; i < ARRAY_SIZE(units); i++) {
+		if (strcmp(end, units[i].suffix))
+			continue;
+		if (v > UINT64_MAX / units[i].ms)
+			return -EINVAL;
+		*ret_ms = v * units[i].ms;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* A name of min..max characters of [A-Za-z0-9._-]; an instance may not start with '.'. */
+static bool config_name_ok(const char *s, enum config_kind kind, uint64_t min, uint64_t max)
+{
+	size_t len = strlen(s);
+
+	if (len < min || len > max)
+		return false;
+	for (const char *c = s; *c; c++)
+		if (!isalnum((unsigned char)*c) && *c != '_' && *c != '.' && *c != '-')
+			return false;
+	if (kind == KIND_INSTANCE)
+		return s[0] != '.';
+	return strcmp(s, ".") && strcmp(s, ".."); /* Kafka refuses these two topic names */
+}
+
+/* The default control socket of an instance into buf. Returns 0, or -ENAMETOOLONG when cut. */
+static int config_default_socket(const char *instance, char *buf, size_t size)
+{
+	const char *dir = getenv("RUNTIME_DIRECTORY");
+	size_t len = dir ? strcspn(dir, ":") : 0; /* several RuntimeDirectory=: colon-separated */
+	int n;
+
+	while (len > 1 && dir[len - 1] == '/')
+		len--;
+	if (!len) {
+		dir = "/tmp";
+		len = 4;
+	}
+	n = snprintf(buf, size, "%.*s/ferry.%s.sock", (int)len, dir, instance);
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+void config_defaults(struct ferry_config *cfg)
+{
+	if (!cfg)
+		return;
+	memset(cfg, 0, sizeof(*cfg));
+	strcpy(cfg->instance, "default");
+	cfg->shards = 2;
+	cfg->ring_size = 16ull << 20;
+	cfg->ack_ring_size = 1ull << 20;
+	cfg->poison_strikes = 3;
+	cfg->heartbeat_timeout_ms = 10 * 1000;
+	cfg->restart_delay_min_ms = 1000;
+	cfg->restart_delay_max_ms = 30 * 1000;
+	strcpy(cfg->topic, "ferry.events");
+	strcpy(cfg->dead_letter_topic, "ferry.dead-letters");
+	cfg->flush_timeout_ms = 30 * 1000;
+	if (config_default_socket(cfg->instance, cfg->control_socket, sizeof(cfg->control_socket)))
+		cfg->control_socket[0] = '\0';
+}
+
+void config_free(struct ferry_config *cfg)
+{
+	if (!cfg)
+		return;
+	for (size_t i = 0; i < cfg->n_kafka; i++) {
+		free(cfg->kafka[i].key);
+		free(cfg->kafka[i].value);
+	}
+	free(cfg->kafka);
+	cfg->kafka = NULL;
+	cfg->n_kafka = 0;
+}
+
+static bool config_section_known(const char *name, size_t len)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(config_sections); i++)
+		if (strlen(config_sections[i]) == len && !memcmp(config_sections[i], name, len))
+			return true;
+	return false;
+}
+
+static char *config_lskip(char *s)
+{
+	while (*s && isspace((unsigned char)*s))
+		s++;
+	return s;
+}
+
+/*
+ * Note what inih will make of the line just read, as its ini_parse_stream() does: blank and
+ * comment lines, then (multi-line values on) an indented line after a key continues that key,
+ * then "[section]" (the name ends at ']' or at an inline comment).
+ */
+static void config_classify(struct config_parse *p, char *line)
+{
+	char *start = line, *end;
+	bool was_space = false;
+
+	p->continuation = false;
+	if (p->line == 1 && !strncmp(start, "\xEF\xBB\xBF", 3))
+		start += 3;
+	start = config_lskip(start);
+	if (!*start || strchr(INI_START_COMMENT_PREFIXES, *start))
+		return;
+	if (INI_ALLOW_MULTILINE && p->in_key && start > line) {
+		p->continuation = true;
+		return;
+	}
+	if (*start != '[')
+		return;
+	for (end = start + 1; *end && *end != ']'; end++) {
+		if (INI_ALLOW_INLINE_COMMENTS && was_space &&
+		    strchr(INI_INLINE_COMMENT_PREFIXES, *end))
+			return; /* no ']': inih reports a syntax error */
+		was_space = isspace((unsigned char)*end);
+	}
+	if (*end != ']')
+		return;
+	p->in_key = false;
+	if (!config_section_known(start + 1, (size_t)(end - start - 1)))
+		config_fail(p, -EINVAL, p->line,
+			    "[%.*s]: unknown section, want one of [ferry], [replay], [produce], "
+			    "[kafka]",
+			    (int)(end - start - 1), start + 1);
+}
+
+/* inih's ini_reader: fgets that counts lines and stops the parse at the first error. */
+static char *config_reader(char *str, int num, void *stream)
+{
+	struct config_parse *p = stream;
+	size_t len;
+	int c;
+
+	if (p->error)
+		return NULL;
+	errno = 0;
+	if (!fgets(str, num, p->fp)) {
+		if (ferror(p->fp)) {
+			int e = errno ? errno : EIO;
+
+			config_fail(p, -e, 0, "cannot read: %s", strerror(e));
+		}
+		return NULL;
+	}
+	p->line++;
+	len = strlen(str);
+	if (len && str[len - 1] != '\n') {
+		/* Full buffer: fine if the line ends right here, else inih would split it. */
+		c = getc(p->fp);
+		if (c != EOF && c != '\n') {
+			config_fail(p, -EINVAL, p->line, "line longer than %d characters", num - 1);
+			return NULL;
+		}
+	}
+	config_classify(p, str);
+	return p->error ? NULL : str;
+}
+
+static void config_fail_unknown_key(struct config_parse *p, const char *section, const char *name,
+				    const char *value)
+{
+	char known[512] = "";
+	size_t used = 0;
+
+	for (size_t i = 0; i < KEY_COUNT && used < sizeof(known); i++) {
+		if (strcmp(config_keys[i].section, section))
+			continue;
+		used += (size_t)snprintf(known + used, sizeof(known) - used, "%s%s",
+					 used ? ", " : "", config_keys[i].name);
+	}
+	if (used)
+		config_fail(p, -EINVAL, p->line, "[%s] %s: unknown key (known: %s), got '%s'",
+			    section, name, known, value);
+	else
+		config_fail(p, -EINVAL, p->line, "[%s] %s: unknown section, got '%s'", section,
+			    name, value);
+}
+
+/* One [kafka] property: checked by librdkafka, kept in file order. */
+static void config_kafka_add(struct config_parse *p, const char *name, const char *value)
+{
+	struct ferry_config *cfg = p->cfg;
+	struct config_kv *kv;
+	char errstr[512];
+
+	for (size_t i = 0; i < cfg->n_kafka; i++) {
+		if (!strcmp(cfg->kafka[i].key, name)) {
+			config_fail(p, -EINVAL, p->line, "[kafka] %s: set twice (first on line %u)",
+				    name, cfg->kafka[i].line);
+			return;
+		}
+	}
+	if (rd_kafka_conf_set(p->kconf, name, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
+		config_fail(p, -EINVAL, p->line, "[kafka] %s: %s", name, errstr);
+		return;
+	}
+	kv = realloc(cfg->kafka, (cfg->n_kafka + 1) * sizeof(*kv));
+	if (!kv)
+		goto nomem;
+	cfg->kafka = kv;
+	kv = &cfg->kafka[cfg->n_kafka];
+	kv->key = strdup(name);
+	kv->value = strdup(value);
+	kv->line = p->line;
+	if (!kv->key || !kv->value) {
+		free(kv->key);
+		free(kv->value);
+		goto nomem;
+	}
+	cfg->n_kafka++;
+	return;
+nomem:
+	config_fail(p, -ENOMEM, p->line, "[kafka] %s: out of memory", name);
+}
+
+/* One known key: parse, range-check, store. */
+static void config_set(struct config_parse *p, enum config_key id, const char *value)
+{
+	const struct config_key_def *k = &config_keys[id];
+	void *field = (char *)p->cfg + k->offset;
+	const char *end;
+	uint64_t v = 0;
+	bool ok = false;
+
+	if (p->key_line[id]) {
+		config_fail(p, -EINVAL, p->line, "[%s] %s: set twice (first on line %u)",
+			    k->section, k->name, p->key_line[id]);
+		return;
+	}
+	switch (k->kind) {
+	case KIND_UINT:
+		end = config_parse_digits(value, &v);
+		ok = end && !*end && v >= k->min && v <= k->max;
+		if (ok)
+			*(unsigned *)field = (unsigned)v;
+		break;
+	case KIND_RING:
+		ok = !config_parse_size(value, &v) && is_pow2_u64(v) && v >= k->min && v <= k->max;
+		if (ok)
+			*(uint64_t *)field = v;
+		break;
+	case KIND_DURATION:
+		ok = !config_parse_duration(value, &v) && v >= k->min && v <= k->max;
+		if (ok)
+			*(uint64_t *)field = v;
+		break;
+	case KIND_INSTANCE:
+	case KIND_TOPIC:
+		ok = config_name_ok(value, k->kind, k->min, k->max) && strlen(value) < k->size;
+		if (ok)
+			strcpy(field, value);
+		break;
+	case KIND_PATH:
+		ok = strlen(value) < k->size;
+		if (ok)
+			strcpy(field, value);
+		break;
+	}
+	if (!ok) {
+		config_fail(p, -EINVAL, p->line, "[%s] %s: %s, got '%s'", k->section, k->name,
+			    k->want, value);
+		return;
+	}
+	p->key_line[id] = p->line;
+	snprintf(p->key_value[id], sizeof(p->key_value[id]), "%s", value);
+}
+
+/* inih's handler: called for each key = value, right after the reader read its line. */
+static int config_handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct config_parse *p = user;
+	bool continuation = p->continuation;
+
+	if (!name)
+		return 1; /* the start of a section, in inih builds that report it */
+	if (!value)
+		value = ""; /* a key without '=', in inih builds that allow it */
+	p->in_key = true;
+	p->continuation = false;
+	if (continuation) {
+		config_fail(p, -EINVAL, p->line,
+			    "[%s] %s: indented line would continue the value of the key above "
+			    "(multi-line values are not supported), got '%s'",
+			    section, name, value);
+	} else if (!*section) {
+		config_fail(p, -EINVAL, p->line,
+			    "%s: set before any [section], want it under [ferry], [replay], "
+			    "[produce] or [kafka], got '%s'",
+			    name, value);
+	} else if (!strcmp(section, "kafka")) {
+		config_kafka_add(p, name, value);
+	} else {
+		size_t id;
+
+		for (id = 0; id < KEY_COUNT; id++)
+			if (!strcmp(config_keys[id].section, section) &&
+			    !strcmp(config_keys[id].name, name))
+				break;
+		if (id < KEY_COUNT)
+			config_set(p, (enum config_key)id, value);
+		else
+			config_fail_unknown_key(p, section, name, value);
+	}
+	return !p->error;
+}
+
+/* Checks across keys, and the default control socket. */
+static void config_finish(struct config_parse *p)
+{
+	struct ferry_config *cfg = p->cfg;
+
+	if (cfg->restart_delay_min_ms > cfg->restart_delay_max_ms) {
+		if (p->key_line[KEY_RESTART_DELAY_MIN])
+			config_fail(
+				p, -EINVAL, p->key_line[KEY_RESTART_DELAY_MIN],
+				"[ferry] restart_delay_min: must not be above restart_delay_max "
+				"(%" PRIu64 "ms), got '%s'",
+				cfg->restart_delay_max_ms, p->key_value[KEY_RESTART_DELAY_MIN]);
+		else
+			config_fail(
+				p, -EINVAL, p->key_line[KEY_RESTART_DELAY_MAX],
+				"[ferry] restart_delay_max: must not be below restart_delay_min "
+				"(%" PRIu64 "ms), got '%s'",
+				cfg->restart_delay_min_ms, p->key_value[KEY_RESTART_DELAY_MAX]);
+	}
+	if (!strcmp(cfg->topic, cfg->dead_letter_topic)) {
+		if (p->key_line[KEY_DEAD_LETTER_TOPIC] > p->key_line[KEY_TOPIC])
+			config_fail(p, -EINVAL, p->key_line[KEY_DEAD_LETTER_TOPIC],
+				    "[produce] dead_letter_topic: must differ from topic, got '%s'",
+				    cfg->dead_letter_topic);
+		else
+			config_fail(p, -EINVAL, p->key_line[KEY_TOPIC],
+				    "[produce] topic: must differ from dead_letter_topic, got '%s'",
+				    cfg->topic);
+	}
+	if (!cfg->control_socket[0] || !p->key_line[KEY_CONTROL_SOCKET]) {
+		char def[512];
+
+		if (config_default_socket(cfg->instance, cfg->control_socket,
+					  sizeof(cfg->control_socket))) {
+			cfg->control_socket[0] = '\0';
+			(void)config_default_socket(cfg->instance, def, sizeof(def));
+			config_fail(
+				p, -EINVAL, p->key_line[KEY_CONTROL_SOCKET],
+				"[ferry] control_socket: %s (the default from RUNTIME_DIRECTORY "
+				"is too long: set control_socket), got '%s'",
+				config_keys[KEY_CONTROL_SOCKET].want, def);
+		}
+	}
+}
+
+int config_load(const char *path, struct ferry_config *cfg, char *err, size_t errlen)
+{
+	struct config_parse *p = NULL;
+	int ret;
+
+	if (err && errlen)
+		err[0] = '\0';
+	if (!cfg)
+		return -EINVAL;
+	config_defaults(cfg);
+	if (!path) {
+		if (err && errlen)
+			snprintf(err, errlen, "config: no path");
+		return -EINVAL;
+	}
+	/* Big (the raw values): keep it off small thread stacks. */
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		if (err && errlen)
+			snprintf(err, errlen, "%s: out of memory", path);
+		return -ENOMEM;
+	}
+	p->cfg = cfg;
+	p->err = err;
+	p->errlen = errlen;
+	if (strlen(path) >= sizeof(cfg->path)) {
+		snprintf(cfg->path, sizeof(cfg->path), "%.64s...", path);
+		config_fail(p, -ENAMETOOLONG, 0, "path too long");
+		goto out;
+	}
+	strcpy(cfg->path, path);
+	p->fp = fopen(path, "re");
+	if (!p->fp) {
+		int e = errno;
+
+		config_fail(p, -e, 0, "cannot open: %s", strerror(e));
+		goto out;
+	}
+	p->kconf = rd_kafka_conf_new();
+	ret = ini_parse_stream(config_reader, p, config_handler, p);
+	if (ret == -2) {
+		config_fail(p, -ENOMEM, 0, "out of memory");
+	} else if (ret > 0 && (!p->error || (p->error_line && (unsigned)ret < p->error_line))) {
+		/* inih found a line it cannot parse before any error of ours */
+		p->error = 0;
+		config_fail(p, -EINVAL, (unsigned)ret, "syntax error");
+	}
+	if (!p->error)
+		config_finish(p);
+out:
+	ret = p->error;
+	if (p->kconf)
+		rd_kafka_conf_destroy(p->kconf);
+	if (p->fp)
+		fclose(p->fp);
+	free(p);
+	return ret;
+}
