@@ -35,6 +35,7 @@ enum config_key {
 	KEY_CONTROL_SOCKET,
 	KEY_STAGE_DIR,
 	KEY_REPLAY_FILE,
+	KEY_REPLAY_RATE,
 	KEY_TOPIC,
 	KEY_DEAD_LETTER_TOPIC,
 	KEY_FLUSH_TIMEOUT,
@@ -93,6 +94,8 @@ static const struct config_key_def config_keys[KEY_COUNT] = {
 			   "want a path shorter than PATH_MAX"},
 	[KEY_REPLAY_FILE] = {"replay", "file", KIND_PATH, FIELD(replay_file), 0, 0,
 			     "want a path shorter than PATH_MAX"},
+	[KEY_REPLAY_RATE] = {"replay", "rate", KIND_UINT, FIELD(replay_rate), 0, 10000000,
+			     "want messages per second from 0 (as fast as it goes) to 10000000"},
 	[KEY_TOPIC] = {"produce", "topic", KIND_TOPIC, FIELD(topic), 1, 249,
 		       "want a Kafka topic name: 1 to 249 characters of A-Z a-z 0-9 . _ -, "
 		       "not '.' or '..'"},

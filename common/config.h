@@ -58,6 +58,7 @@ struct ferry_config {
 
 	/* [replay] */
 	char replay_file[PATH_MAX]; /* a replay file to ingest; "" = none */
+	unsigned replay_rate;	    /* messages per second, 0 = as fast as it goes */
 
 	/* [produce] */
 	char topic[CONFIG_STR_MAX];		/* default "ferry.events" */

@@ -1,14 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * notify: ferryd's messages to systemd (Type=notify), a thin layer over
- * sd_notify(3).
+ * notify: ferryd's messages to systemd (Type=notify): the sd_notify(3)
+ * protocol, sent on a non-blocking socket so that a slow listener never
+ * stops the supervisor (READY, RELOADING and STOPPING wait up to a second
+ * for room in the listener's queue; STATUS and WATCHDOG are dropped).
  *
- * Every notify_* sender returns what sd_notify() returns: a positive number
+ * Every notify_* sender returns as sd_notify() does: a positive number
  * when the message was sent, 0 when $NOTIFY_SOCKET is not set (not run by
- * systemd: nothing to do, not an error), -errno when sending failed. None
- * of them unsets the environment (each passes unset_environment = 0): the
- * supervisor keeps notifying for its whole life. Its children must not
- * inherit the socket: see notify_forget().
+ * systemd: nothing to do, not an error), -errno when sending failed. The
+ * environment stays as it is: the supervisor keeps notifying for its whole
+ * life. Its children must not inherit the socket: see notify_forget().
  *
  * Only ferryd, the main process of the unit, should notify (the unit's
  * NotifyAccess=main makes systemd ignore anyone else anyway).

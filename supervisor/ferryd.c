@@ -575,6 +575,37 @@ static int loop(struct sup *s)
 	}
 }
 
+/*
+ * One ferryd per instance: a leftover segment is replaced only when the
+ * supervisor that made it is gone. Returns 0 or -EEXIST (logged).
+ */
+static int instance_free(const char *instance)
+{
+	struct shm_segment *old = NULL;
+	char comm[64] = "", path[64];
+	pid_t pid;
+	FILE *f;
+
+	if (shm_segment_open(instance, SHM_RDONLY, &old, NULL, 0) < 0)
+		return 0; /* none, or not readable as ours: replaced below */
+	pid = old->hdr->supervisor_pid;
+	shm_segment_close(old);
+	if (pid <= 0 || pid == getpid() || kill(pid, 0) < 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	f = fopen(path, "r");
+	if (f) {
+		if (!fgets(comm, sizeof(comm), f))
+			comm[0] = 0;
+		fclose(f);
+	}
+	if (strncmp(comm, "ferryd", 6))
+		return 0; /* that pid is something else now */
+	log_err("instance %s is already run by ferryd pid %d; give this one another instance name",
+		instance, (int)pid);
+	return -EEXIST;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: ferryd [-c CONFIG]\n"
@@ -625,6 +656,11 @@ int main(int argc, char **argv)
 	s.sigfd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
 	signal(SIGPIPE, SIG_IGN);
 
+	r = instance_free(s.cfg.instance);
+	if (r < 0) {
+		r = EXIT_SYSTEM;
+		goto out;
+	}
 	r = build_segment(&s, err, sizeof(err));
 	if (r < 0) {
 		log_err("%s", err);

@@ -414,7 +414,7 @@ static void test_unknown_key(void **state)
 			   "ack_ring_size, poison_strikes, heartbeat_timeout, restart_delay_min, "
 			   "restart_delay_max, control_socket, stage_dir), got '3'");
 	expect_exact_error(f, "[replay]\nreplay_file = x\n",
-			   "2: [replay] replay_file: unknown key (known: file), got 'x'");
+			   "2: [replay] replay_file: unknown key (known: file, rate), got 'x'");
 	expect_error(f, "[produce]\nTopic = x\n", 2, "[produce] Topic: unknown key (known: ");
 	expect_error(f, "[produce]\nflush_timeout_ms = 1\n", 2,
 		     "[produce] flush_timeout_ms: unknown key");
@@ -778,7 +778,7 @@ static void test_reference_file(void **state)
 		len += strlen(copy);
 	}
 	fclose(fp);
-	assert_int_equal(keys, 14); /* every key of config.h */
+	assert_int_equal(keys, 15); /* every key of config.h */
 	load_ok(f, text);
 	free(text);
 	check_defaults(&f->cfg);

@@ -31,9 +31,19 @@ struct replay_msg {
 struct ingest {
 	struct replay_msg *msgs;
 	size_t n;
-	size_t next;			 /* next message to hand on */
 	uint64_t skip[WORKER_RINGS_MAX]; /* per shard: seqs at or below were sent before */
 	int produce;			 /* index of the produce worker, -1 if none */
+	/*
+	 * One cursor per shard over that shard's messages, so a stalled shard
+	 * (its decrypt down, its ring full) never holds up the others.
+	 */
+	size_t *order[WORKER_RINGS_MAX]; /* message indices of each shard, in file order */
+	size_t count[WORKER_RINGS_MAX];
+	size_t pos[WORKER_RINGS_MAX];
+	unsigned turn;	  /* shard to try first next time (round robin) */
+	uint64_t t0;	  /* pacing: when it started ... */
+	uint64_t paced;	  /* ... and how many were sent since */
+	size_t remaining; /* messages not yet handed on */
 };
 
 static uint32_t fnv1a(const void *p, size_t len)
@@ -207,6 +217,21 @@ static int ingest_init(struct worker *w)
 		if (r < 0)
 			return r;
 	}
+	/* Per shard, its messages in order; skip what an earlier incarnation sent. */
+	for (unsigned s = 0; s < w->n_out; s++) {
+		g->order[s] = malloc((g->n ? g->n : 1) * sizeof(size_t));
+		if (!g->order[s])
+			return -ENOMEM;
+	}
+	for (size_t i = 0; i < g->n; i++) {
+		unsigned s = g->msgs[i].shard;
+
+		g->order[s][g->count[s]++] = i;
+		if (i + 1 <= g->skip[s])
+			g->pos[s] = g->count[s];
+		else
+			g->remaining++;
+	}
 	return 0;
 }
 
@@ -219,37 +244,56 @@ static void ingest_fini(struct worker *w)
 	for (size_t i = 0; i < g->n; i++)
 		free(g->msgs[i].enc);
 	free(g->msgs);
+	for (unsigned s = 0; s < WORKER_RINGS_MAX; s++)
+		free(g->order[s]);
 	free(g);
 	w->ctx = NULL;
 }
 
-/* Hand on up to BATCH replay messages. Returns how many went, or 0 when blocked/done. */
+/* Hand on up to BATCH replay messages. Returns how many went (0: paced, blocked or done). */
 static unsigned pull_replay(struct worker *w, struct ingest *g)
 {
-	unsigned sent = 0;
+	unsigned sent = 0, limit = BATCH, S = w->n_out;
 
-	while (sent < BATCH && g->next < g->n) {
-		struct replay_msg *m = &g->msgs[g->next];
-		uint64_t seq = g->next + 1;
-		int dead = !!(m->len & 0x80000000u);
-		uint32_t len = m->len & 0x7fffffffu;
-		struct ring *out = &w->out[m->shard];
-		void *p;
+	if (!g->remaining)
+		return 0;
+	if (w->cfg.replay_rate) {
+		uint64_t now = now_ns(), due;
 
-		if (seq > g->skip[m->shard]) {
-			p = ring_reserve(out, len);
+		if (!g->t0)
+			g->t0 = now;
+		due = (now - g->t0) * w->cfg.replay_rate / 1000000000ull;
+		if (due <= g->paced)
+			return 0;
+		if (due - g->paced < limit)
+			limit = (unsigned)(due - g->paced);
+	}
+	for (unsigned k = 0; k < S && sent < limit; k++) {
+		unsigned s = (g->turn + k) % S;
+		struct ring *out = &w->out[s];
+
+		while (sent < limit && g->pos[s] < g->count[s]) {
+			size_t i = g->order[s][g->pos[s]];
+			struct replay_msg *m = &g->msgs[i];
+			int dead = !!(m->len & 0x80000000u);
+			uint32_t len = m->len & 0x7fffffffu;
+			void *p = ring_reserve(out, len);
+
 			if (!p)
-				break; /* this shard is full: backpressure */
+				break; /* this shard is full: the others go on */
 			memcpy(p, m->enc, len);
-			ring_push(out, len, dead ? MSG_REC_DEAD : MSG_REC_SOURCE, 0, seq);
+			ring_push(out, len, dead ? MSG_REC_DEAD : MSG_REC_SOURCE, 0, i + 1);
 			__atomic_fetch_add(&w->cb->records_out, 1, __ATOMIC_RELAXED);
 			if (dead)
 				__atomic_fetch_add(&w->cb->dead_letters, 1, __ATOMIC_RELAXED);
+			g->pos[s]++;
+			g->remaining--;
+			sent++;
 		}
-		g->next++;
-		sent++;
 	}
-	for (unsigned s = 0; s < w->n_out; s++)
+	g->turn = (g->turn + 1) % S;
+	g->paced += sent;
+	for (unsigned s = 0; s < S; s++)
 		ring_publish(&w->out[s]);
 	return sent;
 }
@@ -305,7 +349,11 @@ static int ingest_run(struct worker *w)
 			shm_wake_cancel(bell);
 			continue;
 		}
-		shm_wake_sleep(bell, seen, WAIT_MS);
+		/* Paced: back when the next message is due. */
+		shm_wake_sleep(bell, seen,
+			       w->cfg.replay_rate && g->remaining && !draining
+				       ? 1 + (int)(1000 / w->cfg.replay_rate)
+				       : WAIT_MS);
 	}
 	read_acks(w);
 	return 0;

@@ -7,15 +7,46 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "workers/common/worker.h"
 
 #define HEADERS_MAX 65536
 
+struct map {
+	unsigned char headers[HEADERS_MAX];
+	/*
+	 * Fault injection for the poison-record tests: a body containing this
+	 * string crashes the stage. Set only by $FERRY_TEST_POISON; unset in
+	 * production, where this costs one NULL check per record.
+	 */
+	const char *poison;
+};
+
+static int map_init(struct worker *w)
+{
+	struct map *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return -ENOMEM;
+	m->poison = getenv("FERRY_TEST_POISON");
+	if (m->poison && !*m->poison)
+		m->poison = NULL;
+	w->ctx = m;
+	return 0;
+}
+
+static void map_fini(struct worker *w)
+{
+	free(w->ctx);
+	w->ctx = NULL;
+}
+
 static int map_handle(struct worker *w, const struct ring_rec *rec, const char **reason)
 {
-	static unsigned char headers[HEADERS_MAX];
+	struct map *ctx = w->ctx;
+	unsigned char *headers = ctx->headers;
 	struct msg_source_view m;
 	struct msg_event_view e = {.index = 0, .count = 1};
 	struct msg_bytes key;
@@ -28,6 +59,8 @@ static int map_handle(struct worker *w, const struct ring_rec *rec, const char *
 		*reason = "map: not a readable source message";
 		return -EBADMSG;
 	}
+	if (ctx->poison && memmem(m.body.p, m.body.len, ctx->poison, strlen(ctx->poison)))
+		abort();
 	if (m.attrs.len > HEADERS_MAX - 256) {
 		*reason = "map: attributes too large for Kafka headers";
 		return -E2BIG;
@@ -36,9 +69,8 @@ static int map_handle(struct worker *w, const struct ring_rec *rec, const char *
 	memcpy(headers, m.attrs.p, m.attrs.len);
 	hlen = m.attrs.len;
 	snprintf(seq, sizeof(seq), "%" PRIu64, rec->seq);
-	if (msg_kv_put(headers, sizeof(headers), &hlen, "ferry-source-id", 15, m.id.p, m.id.len) ||
-	    msg_kv_put(headers, sizeof(headers), &hlen, "ferry-seq", 9, seq,
-		       (uint32_t)strlen(seq))) {
+	if (msg_kv_put(headers, HEADERS_MAX, &hlen, "ferry-source-id", 15, m.id.p, m.id.len) ||
+	    msg_kv_put(headers, HEADERS_MAX, &hlen, "ferry-seq", 9, seq, (uint32_t)strlen(seq))) {
 		*reason = "map: headers too large";
 		return -E2BIG;
 	}
@@ -60,7 +92,9 @@ static int map_handle(struct worker *w, const struct ring_rec *rec, const char *
 
 static const struct stage_ops map_ops = {
 	.name = "map",
+	.init = map_init,
 	.handle = map_handle,
+	.fini = map_fini,
 };
 
 int main(int argc, char **argv)

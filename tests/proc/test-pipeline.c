@@ -1,0 +1,556 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The whole service as an operator runs it: ferryd with its stage
+ * processes, a replay source, Kafka from librdkafka's mock cluster (in its
+ * own process, ferry-kafka-mock), systemd notifications on a real
+ * NOTIFY_SOCKET, and what reached Kafka read back with ferry-kafka-dump.
+ *
+ *  - kills: each stage SIGKILLed in turn, twice, while the replay flows:
+ *    every message reaches Kafka; duplicates only from produce's deaths
+ *    (at most what it had in flight, counted by ferryd); other stages'
+ *    pids unchanged; the other shard keeps flowing while one is down;
+ *  - hot restart of every stage under load: nothing lost, nothing doubled;
+ *  - SIGTERM mid-run: all that was read is in Kafka and acked, exit 0;
+ *    READY/STATUS/WATCHDOG/RELOADING/STOPPING seen on the socket;
+ *  - a record that crashes map every time ends as a dead letter after
+ *    poison_strikes deaths, and everything else arrives.
+ */
+#include <fcntl.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <cmocka.h>
+
+#include "common/time.h"
+#include "shm/segment.h"
+
+#if !defined(FERRYD_PATH) || !defined(FERRYCTL_PATH) || !defined(KAFKA_MOCK_PATH) ||               \
+	!defined(KAFKA_DUMP_PATH)
+#error "the paths of ferryd, ferryctl and the Kafka tools are compile definitions"
+#endif
+
+struct env {
+	char dir[64];
+	char instance[64];
+	char conf[128];
+	char bootstrap[256];
+	pid_t mock;
+	pid_t ferryd;
+	int notify;
+	char notify_path[108];
+	char seen[16384]; /* every notification so far, one per line */
+	struct shm_segment *seg;
+};
+
+static struct env E;
+
+/* --- small helpers ------------------------------------------------------ */
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+static void notify_drain(int timeout_ms);
+
+/* Poll cond every 5 ms until it holds or timeout_ms passes. Returns cond's last value. */
+static int wait_until(int (*cond)(void *), void *arg, unsigned timeout_ms)
+{
+	uint64_t end = now_ns() + (uint64_t)timeout_ms * 1000000ull;
+
+	while (!cond(arg)) {
+		if (now_ns() > end)
+			return cond(arg);
+		sleep_ms(5);
+		notify_drain(0);
+	}
+	return 1;
+}
+
+static struct shm_worker *worker(const char *name)
+{
+	for (unsigned i = 0; i < E.seg->hdr->n_workers; i++)
+		if (!strcmp(E.seg->workers[i].name, name))
+			return &E.seg->workers[i];
+	fail_msg("no stage %s", name);
+	return NULL;
+}
+
+static uint64_t load64(const uint64_t *p)
+{
+	return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+static int running(void *name)
+{
+	struct shm_worker *w = worker(name);
+
+	return w->pid > 0 && w->state == SHM_SSTATE_UP && w->wstate >= SHM_WSTATE_RUNNING &&
+	       load64(&w->heartbeat_ns) >= w->started_ns;
+}
+
+static int down(void *name)
+{
+	return worker(name)->state == SHM_SSTATE_BACKOFF;
+}
+
+static uint64_t acked(void)
+{
+	return load64(&worker("ingest")->records_in);
+}
+
+static int acked_at_least(void *n)
+{
+	return acked() >= *(uint64_t *)n;
+}
+
+/* --- notifications ------------------------------------------------------ */
+
+static void notify_drain(int timeout_ms)
+{
+	struct pollfd p = {.fd = E.notify, .events = POLLIN};
+	char buf[1024];
+
+	while (poll(&p, 1, timeout_ms) > 0) {
+		ssize_t n = recv(E.notify, buf, sizeof(buf) - 1, 0);
+
+		if (n <= 0)
+			break;
+		buf[n] = 0;
+		if (strlen(E.seen) + (size_t)n + 2 < sizeof(E.seen)) {
+			strcat(E.seen, buf);
+			strcat(E.seen, "\n");
+		}
+		timeout_ms = 0;
+	}
+}
+
+static int notified(void *what)
+{
+	notify_drain(0);
+	return strstr(E.seen, what) != NULL;
+}
+
+/* --- the peers ---------------------------------------------------------- */
+
+static void mock_start(void)
+{
+	int out[2];
+	char buf[512];
+	size_t got = 0;
+
+	assert_int_equal(pipe(out), 0);
+	E.mock = fork();
+	assert_true(E.mock >= 0);
+	if (E.mock == 0) {
+		dup2(out[1], 1);
+		close(out[0]);
+		execl(KAFKA_MOCK_PATH, KAFKA_MOCK_PATH, "-b", "1", "-t", "ferry.events:16", "-t",
+		      "ferry.dead-letters:1", (char *)NULL);
+		_exit(127);
+	}
+	close(out[1]);
+	while (got < sizeof(buf) - 1 && !memchr(buf, '\n', got)) {
+		ssize_t n = read(out[0], buf + got, sizeof(buf) - 1 - got);
+
+		assert_true(n > 0);
+		got += (size_t)n;
+	}
+	close(out[0]);
+	buf[got] = 0;
+	assert_true(sscanf(buf, "bootstrap=%255s", E.bootstrap) == 1);
+}
+
+static void replay_write(const char *path, unsigned n, unsigned poison_seq)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	for (unsigned i = 0; i < n; i++)
+		fprintf(f,
+			"{\"id\":\"m-%06u\",\"attributes\":{\"tenant\":\"t%02u\",\"type\":"
+			"\"message."
+			"sent\"},\"body\":\"payload %u %s "
+			"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}\n",
+			i, i % 20, i, i + 1 == poison_seq ? "POISON-PILL" : "");
+	fclose(f);
+}
+
+static void conf_write(unsigned n, unsigned rate, const char *extra)
+{
+	char replay[128];
+	FILE *f;
+
+	snprintf(replay, sizeof(replay), "%s/replay.jsonl", E.dir);
+	replay_write(replay, n, 0);
+	snprintf(E.conf, sizeof(E.conf), "%s/ferry.conf", E.dir);
+	f = fopen(E.conf, "w");
+	assert_non_null(f);
+	fprintf(f,
+		"[ferry]\ninstance = %s\nshards = 2\nring_size = 4M\nrestart_delay_min = 1s\n"
+		"restart_delay_max = 1s\ncontrol_socket = %s/ctl.sock\n%s\n"
+		"[replay]\nfile = %s\nrate = %u\n"
+		"[kafka]\nbootstrap.servers = %s\n",
+		E.instance, E.dir, extra ? extra : "", replay, rate, E.bootstrap);
+	fclose(f);
+}
+
+static int segment_there(void *unused)
+{
+	(void)unused;
+	return shm_segment_open(E.instance, SHM_RDONLY, &E.seg, NULL, 0) == 0;
+}
+
+static void ferryd_start(const char *watchdog_usec, const char *poison)
+{
+	char log[128];
+
+	snprintf(log, sizeof(log), "%s/ferryd.log", E.dir);
+	E.ferryd = fork();
+	assert_true(E.ferryd >= 0);
+	if (E.ferryd == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+
+		dup2(fd, 1);
+		dup2(fd, 2);
+		setenv("NOTIFY_SOCKET", E.notify_path, 1);
+		if (watchdog_usec) {
+			char pid[16];
+
+			snprintf(pid, sizeof(pid), "%d", (int)getpid());
+			setenv("WATCHDOG_USEC", watchdog_usec, 1);
+			setenv("WATCHDOG_PID", pid, 1);
+		}
+		if (poison)
+			setenv("FERRY_TEST_POISON", poison, 1);
+		setenv("FERRY_LOG", "stderr", 1);
+		execl(FERRYD_PATH, FERRYD_PATH, "-c", E.conf, (char *)NULL);
+		_exit(127);
+	}
+	assert_true(wait_until(notified, "READY=1", 20000));
+	assert_true(wait_until(segment_there, NULL, 5000));
+}
+
+/* SIGTERM ferryd and expect a drained exit 0. */
+static void ferryd_stop(void)
+{
+	int status;
+
+	kill(E.ferryd, SIGTERM);
+	assert_int_equal(waitpid(E.ferryd, &status, 0), E.ferryd);
+	E.ferryd = 0;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		fail_msg("ferryd ended with status 0x%x (log: %s/ferryd.log)", status, E.dir);
+}
+
+/*
+ * Read topic back: counts[seq] += 1 for each record (by its ferry-seq
+ * header), up to n. Returns the number of records; *reason gets the first
+ * dead-letter reason seen (if asked).
+ */
+static unsigned dump(const char *topic, unsigned *counts, unsigned n, char *reason, size_t rlen)
+{
+	char cmd[512], *line = NULL;
+	size_t cap = 0;
+	unsigned total = 0;
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "%s -b %s -t %s --idle-ms 1500 --timeout-ms 60000",
+		 KAFKA_DUMP_PATH, E.bootstrap, topic);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	while (getline(&line, &cap, p) > 0) {
+		cJSON *j = cJSON_Parse(line), *h, *seq, *why;
+
+		assert_non_null(j);
+		h = cJSON_GetObjectItemCaseSensitive(j, "headers");
+		seq = cJSON_GetObjectItemCaseSensitive(h, "ferry-seq");
+		why = cJSON_GetObjectItemCaseSensitive(h, "ferry-dead-reason");
+		assert_true(cJSON_IsString(seq));
+		if (strtoul(seq->valuestring, NULL, 10) <= n)
+			counts[strtoul(seq->valuestring, NULL, 10)]++;
+		if (reason && cJSON_IsString(why) && !reason[0])
+			snprintf(reason, rlen, "%s", why->valuestring);
+		cJSON_Delete(j);
+		total++;
+	}
+	free(line);
+	assert_int_equal(pclose(p), 0);
+	return total;
+}
+
+/* Every seq 1..n in counts at least once; returns the duplicates. */
+static unsigned check_all(const unsigned *counts, unsigned n, unsigned skip_seq)
+{
+	unsigned dups = 0;
+
+	for (unsigned s = 1; s <= n; s++) {
+		if (s == skip_seq)
+			continue;
+		if (!counts[s])
+			fail_msg("seq %u never reached Kafka (log: %s/ferryd.log)", s, E.dir);
+		dups += counts[s] - 1;
+	}
+	return dups;
+}
+
+/* --- fixture ------------------------------------------------------------ */
+
+static int setup(void **state)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+
+	(void)state;
+	alarm(240);
+	memset(&E, 0, sizeof(E));
+	snprintf(E.dir, sizeof(E.dir), "/tmp/ferry-test-pipeline.XXXXXX");
+	assert_non_null(mkdtemp(E.dir));
+	snprintf(E.instance, sizeof(E.instance), "test-pipeline-%d", (int)getpid());
+	snprintf(E.notify_path, sizeof(E.notify_path), "%s/notify", E.dir);
+	strcpy(a.sun_path, E.notify_path);
+	E.notify = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	assert_true(E.notify >= 0);
+	assert_int_equal(bind(E.notify, (struct sockaddr *)&a, sizeof(a)), 0);
+	mock_start();
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	if (E.ferryd > 0) {
+		kill(E.ferryd, SIGKILL);
+		waitpid(E.ferryd, NULL, 0);
+	}
+	if (E.seg)
+		for (unsigned i = 0; i < E.seg->hdr->n_workers; i++)
+			if (E.seg->workers[i].pid > 0)
+				kill(E.seg->workers[i].pid, SIGKILL);
+	if (E.mock > 0) {
+		kill(E.mock, SIGTERM);
+		waitpid(E.mock, NULL, 0);
+	}
+	shm_segment_close(E.seg);
+	shm_segment_unlink(E.instance);
+	close(E.notify);
+	/* Keep the directory (and ferryd.log) of a failed test for a look. */
+	if (!getenv("FERRY_TEST_KEEP")) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", E.dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not remove %s\n", E.dir);
+	}
+	alarm(0);
+	return 0;
+}
+
+/* --- tests -------------------------------------------------------------- */
+
+#define KILL_N 200000u
+
+static void test_kills(void **state)
+{
+	static const char *order[] = {"ingest",	 "decrypt.0", "map.1",
+				      "produce", "decrypt.1", "map.0"};
+	static unsigned counts[KILL_N + 1];
+	pid_t before[16];
+	unsigned nw, kills = 0, dups;
+	uint64_t all = KILL_N;
+
+	(void)state;
+	memset(counts, 0, sizeof(counts));
+	conf_write(KILL_N, 12000, NULL);
+	ferryd_start(NULL, NULL);
+	nw = E.seg->hdr->n_workers;
+	for (unsigned round = 0; round < 2; round++) {
+		for (unsigned k = 0; k < 6; k++) {
+			const char *name = order[k];
+			struct shm_worker *victim = worker(name);
+			char other[16] = "";
+			uint64_t other_before = 0;
+
+			assert_true(wait_until(running, (void *)name, 10000));
+			for (unsigned i = 0; i < nw; i++)
+				before[i] = E.seg->workers[i].pid;
+			if (!strncmp(name, "decrypt.", 8) || !strncmp(name, "map.", 4)) {
+				/* The twin of the other shard must keep flowing. */
+				snprintf(other, sizeof(other), "%.*s%c",
+					 (int)(strchr(name, '.') - name + 1), name,
+					 name[strlen(name) - 1] == '0' ? '1' : '0');
+			}
+			assert_int_equal(kill(victim->pid, SIGKILL), 0);
+			kills++;
+			assert_true(wait_until(down, (void *)name, 5000));
+			if (other[0])
+				other_before = load64(&worker(other)->records_out);
+			assert_true(wait_until(running, (void *)name, 10000));
+			if (other[0] && acked() < KILL_N / 2 &&
+			    load64(&worker(other)->records_out) <= other_before)
+				fail_msg("%s did not flow while %s was down (%llu records out)",
+					 other, name, (unsigned long long)other_before);
+			for (unsigned i = 0; i < nw; i++)
+				if (strcmp(E.seg->workers[i].name, name))
+					assert_int_equal(E.seg->workers[i].pid, before[i]);
+			assert_true(acked() < KILL_N); /* the kills came while it flowed */
+		}
+	}
+	assert_true(wait_until(acked_at_least, &all, 120000));
+	assert_true(notified("STATUS="));
+	dump("ferry.events", counts, KILL_N, NULL, 0);
+	dups = check_all(counts, KILL_N, 0);
+	{
+		uint64_t redelivered = load64(&worker("produce")->redelivered);
+
+		printf("# %u messages, %u kills, %u duplicates in Kafka, produce had %llu in "
+		       "flight at its deaths\n",
+		       KILL_N, kills, dups, (unsigned long long)redelivered);
+		assert_true(dups <= redelivered);
+	}
+	ferryd_stop();
+}
+
+static int ferryctl_restart(const char *stage)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "%s -i %s restart %s >/dev/null", FERRYCTL_PATH, E.instance,
+		 stage);
+	return system(cmd);
+}
+
+static int restarted(void *name)
+{
+	return worker(name)->restarts > 0 && running(name);
+}
+
+#define HOT_N 60000u
+
+static void test_hot_restart(void **state)
+{
+	static const char *order[] = {"decrypt.0", "map.1",	"produce",
+				      "ingest",	   "decrypt.1", "map.0"};
+	static unsigned counts[HOT_N + 1];
+	uint64_t all = HOT_N;
+
+	(void)state;
+	memset(counts, 0, sizeof(counts));
+	conf_write(HOT_N, 12000, NULL);
+	ferryd_start(NULL, NULL);
+	for (unsigned k = 0; k < 6; k++) {
+		pid_t old = worker(order[k])->pid;
+
+		assert_int_equal(ferryctl_restart(order[k]), 0);
+		assert_true(wait_until(restarted, (void *)order[k], 10000));
+		assert_int_not_equal(worker(order[k])->pid, old);
+		/* A hot restart is a clean exit, not a crash. */
+		assert_true(WIFEXITED(worker(order[k])->last_exit));
+		assert_int_equal(WEXITSTATUS(worker(order[k])->last_exit), 0);
+	}
+	assert_true(acked() < HOT_N); /* the restarts came under load */
+	assert_int_not_equal(ferryctl_restart("nosuch"), 0);
+	assert_true(wait_until(acked_at_least, &all, 60000));
+	assert_int_equal(dump("ferry.events", counts, HOT_N, NULL, 0), HOT_N);
+	assert_int_equal(check_all(counts, HOT_N, 0), 0);
+	assert_int_equal(load64(&worker("produce")->redelivered), 0);
+	ferryd_stop();
+}
+
+static int acked_some(void *unused)
+{
+	(void)unused;
+	return acked() >= 20000;
+}
+
+static void test_sigterm_and_notify(void **state)
+{
+	static unsigned counts[100001];
+	uint64_t read, acks;
+	unsigned got;
+
+	(void)state;
+	memset(counts, 0, sizeof(counts));
+	conf_write(100000, 20000, NULL);
+	ferryd_start("400000", NULL); /* a watchdog of 400 ms */
+	assert_true(wait_until(notified, "WATCHDOG=1", 5000));
+	assert_true(wait_until(notified, "STATUS=", 5000));
+	/* Reload: RELOADING=1, then READY=1 again. */
+	E.seen[0] = 0;
+	kill(E.ferryd, SIGHUP);
+	assert_true(wait_until(notified, "RELOADING=1", 5000));
+	assert_true(wait_until(notified, "READY=1", 5000));
+	assert_true(wait_until(acked_some, NULL, 20000));
+	ferryd_stop();
+	read = load64(&worker("ingest")->records_out);
+	acks = load64(&worker("ingest")->records_in);
+	assert_true(notified("STOPPING=1"));
+	assert_true(read < 100000); /* stopped mid-run */
+	assert_int_equal(acks, read);
+	got = dump("ferry.events", counts, 100000, NULL, 0);
+	assert_int_equal(got, read);
+	/* Shards advance independently: what was read is a set, each once. */
+	for (unsigned s = 1; s <= 100000; s++)
+		if (counts[s] > 1)
+			fail_msg("seq %u reached Kafka %u times", s, counts[s]);
+	printf("# SIGTERM after %llu of 100000 messages: all %llu in Kafka and acked, exit 0\n",
+	       (unsigned long long)read, (unsigned long long)acks);
+}
+
+#define POISON_N   3000u
+#define POISON_SEQ 1500u
+
+static void test_poison_record(void **state)
+{
+	static unsigned counts[POISON_N + 1], dead[POISON_N + 1];
+	char reason[256] = "", replay[128];
+	uint64_t all = POISON_N;
+	unsigned restarts = 0;
+
+	(void)state;
+	memset(counts, 0, sizeof(counts));
+	memset(dead, 0, sizeof(dead));
+	conf_write(POISON_N, 0, "poison_strikes = 3");
+	snprintf(replay, sizeof(replay), "%s/replay.jsonl", E.dir);
+	replay_write(replay, POISON_N, POISON_SEQ);
+	ferryd_start(NULL, "POISON-PILL");
+	assert_true(wait_until(acked_at_least, &all, 60000));
+	dump("ferry.events", counts, POISON_N, NULL, 0);
+	assert_int_equal(counts[POISON_SEQ], 0);
+	assert_int_equal(check_all(counts, POISON_N, POISON_SEQ), 0);
+	assert_int_equal(dump("ferry.dead-letters", dead, POISON_N, reason, sizeof(reason)), 1);
+	assert_int_equal(dead[POISON_SEQ], 1);
+	if (!strstr(reason, "poison") || !strstr(reason, "died 3 times"))
+		fail_msg("dead-letter reason: '%s'", reason);
+	restarts = worker("map.0")->restarts + worker("map.1")->restarts;
+	assert_int_equal(restarts, 3);
+	printf("# poison record: dead letter after %u deaths of map ('%s')\n", restarts, reason);
+	ferryd_stop();
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_kills, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hot_restart, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sigterm_and_notify, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_poison_record, setup, teardown),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
