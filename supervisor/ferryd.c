@@ -106,17 +106,18 @@ static int build_segment(struct sup *s, char *err, size_t errlen)
 
 	w[0] = (struct shm_worker_spec){"ingest", SHM_WORKER_INGEST, 0};
 	for (i = 0; i < S; i++) {
-		snprintf(names[1 + i], sizeof(names[0]), "decrypt.%u", i);
-		snprintf(names[1 + S + i], sizeof(names[0]), "map.%u", i);
+		snprintf(names[1 + i], sizeof(names[0]), "decrypt.%hhu", (unsigned char)i);
+		snprintf(names[1 + S + i], sizeof(names[0]), "map.%hhu", (unsigned char)i);
 		w[1 + i] = (struct shm_worker_spec){names[1 + i], SHM_WORKER_DECRYPT, i};
 		w[1 + S + i] = (struct shm_worker_spec){names[1 + S + i], SHM_WORKER_MAP, i};
 	}
 	w[nw - 1] = (struct shm_worker_spec){"produce", SHM_WORKER_PRODUCE, 0};
 	/* Ingest's output rings in shard order, then the rest. */
 	for (i = 0; i < S; i++) {
-		snprintf(rnames[i], RING_NAME_MAX, "ingest>decrypt.%u", i);
-		snprintf(rnames[S + i], RING_NAME_MAX, "decrypt.%u>map.%u", i, i);
-		snprintf(rnames[2 * S + i], RING_NAME_MAX, "map.%u>produce", i);
+		snprintf(rnames[i], RING_NAME_MAX, "ingest>decrypt.%hhu", (unsigned char)i);
+		snprintf(rnames[S + i], RING_NAME_MAX, "decrypt.%hhu>map.%hhu", (unsigned char)i,
+			 (unsigned char)i);
+		snprintf(rnames[2 * S + i], RING_NAME_MAX, "map.%hhu>produce", (unsigned char)i);
 		r[i] = (struct shm_ring_spec){rnames[i], s->cfg.ring_size, 0, (int)(1 + i)};
 		r[S + i] = (struct shm_ring_spec){rnames[S + i], s->cfg.ring_size, (int)(1 + i),
 						  (int)(1 + S + i)};

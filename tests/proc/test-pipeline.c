@@ -246,6 +246,24 @@ static void ferryd_start(const char *watchdog_usec, const char *poison)
 	assert_true(wait_until(segment_there, NULL, 5000));
 }
 
+/* No stage may have tripped a sanitizer: a crash it survived would hide it. */
+static void check_log_clean(void)
+{
+	char path[128], *line = NULL;
+	size_t cap = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/ferryd.log", E.dir);
+	f = fopen(path, "r");
+	if (!f)
+		return;
+	while (getline(&line, &cap, f) > 0)
+		if (strstr(line, "Sanitizer") || strstr(line, "runtime error:"))
+			fail_msg("%s: %s", path, line);
+	free(line);
+	fclose(f);
+}
+
 /* SIGTERM ferryd and expect a drained exit 0. */
 static void ferryd_stop(void)
 {
@@ -254,6 +272,7 @@ static void ferryd_stop(void)
 	kill(E.ferryd, SIGTERM);
 	assert_int_equal(waitpid(E.ferryd, &status, 0), E.ferryd);
 	E.ferryd = 0;
+	check_log_clean();
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		fail_msg("ferryd ended with status 0x%x (log: %s/ferryd.log)", status, E.dir);
 }
