@@ -536,8 +536,10 @@ static int live(struct sup *s)
 {
 	unsigned n = 0;
 
+	/* A stage that cannot be exec'd holds nothing: draining does not wait for it. */
 	for (unsigned i = 0; i < s->n; i++)
-		n += s->st[i].pid != 0 || s->st[i].start_at != 0;
+		n += s->st[i].pid != 0 ||
+		     (s->st[i].start_at != 0 && cb(s, &s->st[i])->state != SHM_SSTATE_FAILED);
 	return (int)n;
 }
 

@@ -458,7 +458,20 @@ static int restarted(void *name)
 	return worker(name)->restarts > 0 && running(name);
 }
 
-#define HOT_N 60000u
+/* Every stage restarted once more than *before in all, and running. */
+static int all_restarted_once(void *before)
+{
+	unsigned sum = 0, n = E.seg->hdr->n_workers;
+
+	for (unsigned i = 0; i < n; i++) {
+		sum += E.seg->workers[i].restarts;
+		if (!running(E.seg->workers[i].name))
+			return 0;
+	}
+	return sum == *(unsigned *)before + n;
+}
+
+#define HOT_N 100000u
 
 static void test_hot_restart(void **state)
 {
@@ -480,6 +493,18 @@ static void test_hot_restart(void **state)
 		/* A hot restart is a clean exit, not a crash. */
 		assert_true(WIFEXITED(worker(order[k])->last_exit));
 		assert_int_equal(WEXITSTATUS(worker(order[k])->last_exit), 0);
+	}
+	/* `all`: one by one, each back before the next goes. */
+	{
+		unsigned before = 0, after = 0;
+
+		for (unsigned i = 0; i < E.seg->hdr->n_workers; i++)
+			before += E.seg->workers[i].restarts;
+		assert_int_equal(ferryctl_restart("all"), 0);
+		assert_true(wait_until(all_restarted_once, &before, 30000));
+		for (unsigned i = 0; i < E.seg->hdr->n_workers; i++)
+			after += E.seg->workers[i].restarts;
+		assert_int_equal(after, before + E.seg->hdr->n_workers);
 	}
 	assert_true(acked() < HOT_N); /* the restarts came under load */
 	assert_int_not_equal(ferryctl_restart("nosuch"), 0);
@@ -561,6 +586,107 @@ static void test_poison_record(void **state)
 	ferryd_stop();
 }
 
+/* Run ferryd to its end with conf; returns its exit status, its log in log. */
+static int ferryd_run(char *log, size_t len)
+{
+	char path[128];
+	int status;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/ferryd.log", E.dir);
+	E.ferryd = fork();
+	assert_true(E.ferryd >= 0);
+	if (E.ferryd == 0) {
+		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		dup2(fd, 2);
+		setenv("FERRY_LOG", "stderr", 1);
+		execl(FERRYD_PATH, FERRYD_PATH, "-c", E.conf, (char *)NULL);
+		_exit(127);
+	}
+	assert_int_equal(waitpid(E.ferryd, &status, 0), E.ferryd);
+	E.ferryd = 0;
+	f = fopen(path, "r");
+	assert_non_null(f);
+	n = fread(log, 1, len - 1, f);
+	log[n] = 0;
+	fclose(f);
+	return status;
+}
+
+static void test_broken_config(void **state)
+{
+	char log[4096], path[SHM_PATH_MAX];
+	int status;
+
+	(void)state;
+	conf_write(10, 0, "poison_strikes = zero");
+	status = ferryd_run(log, sizeof(log));
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 100);
+	if (!strstr(log, "ferry.conf:8: [ferry] poison_strikes: want an integer from 1 to 100, "
+			 "got 'zero'"))
+		fail_msg("log: %s", log);
+	/* Nothing half-started: no segment, no stage. */
+	shm_path(E.instance, path, sizeof(path));
+	assert_int_not_equal(access(path, F_OK), 0);
+	assert_null(strstr(log, "started"));
+}
+
+static int failed_exec(void *name)
+{
+	return worker(name)->state == SHM_SSTATE_FAILED;
+}
+
+static void test_exec_failure(void **state)
+{
+	char extra[128];
+	int status;
+
+	(void)state;
+	snprintf(extra, sizeof(extra), "stage_dir = %s/nowhere", E.dir);
+	conf_write(10, 0, extra);
+	E.ferryd = fork();
+	assert_true(E.ferryd >= 0);
+	if (E.ferryd == 0) {
+		char log[128];
+		int fd;
+
+		snprintf(log, sizeof(log), "%s/ferryd.log", E.dir);
+		fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(fd, 2);
+		setenv("NOTIFY_SOCKET", E.notify_path, 1);
+		setenv("FERRY_LOG", "stderr", 1);
+		execl(FERRYD_PATH, FERRYD_PATH, "-c", E.conf, (char *)NULL);
+		_exit(127);
+	}
+	assert_true(wait_until(segment_there, NULL, 5000));
+	/* Reported as what it is, for every stage, and not restarted in a loop. */
+	assert_true(wait_until(failed_exec, "ingest", 5000));
+	assert_true(wait_until(failed_exec, "produce", 5000));
+	assert_int_equal(worker("ingest")->restarts, 0);
+	assert_false(notified("READY=1"));
+	kill(E.ferryd, SIGTERM);
+	assert_int_equal(waitpid(E.ferryd, &status, 0), E.ferryd);
+	E.ferryd = 0;
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	{
+		char log[4096], path[128];
+		FILE *f;
+		size_t n;
+
+		snprintf(path, sizeof(path), "%s/ferryd.log", E.dir);
+		f = fopen(path, "r");
+		assert_non_null(f);
+		n = fread(log, 1, sizeof(log) - 1, f);
+		log[n] = 0;
+		fclose(f);
+		if (!strstr(log, "ingest: cannot start") ||
+		    !strstr(log, "No such file or directory"))
+			fail_msg("log: %s", log);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -568,6 +694,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hot_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sigterm_and_notify, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_poison_record, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_broken_config, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_exec_failure, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
