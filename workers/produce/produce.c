@@ -116,6 +116,17 @@ static rd_kafka_headers_t *headers_of(struct msg_bytes list)
 	return h;
 }
 
+static const char *stage_name(unsigned kind)
+{
+	static const char *names[] = {
+		[SHM_WORKER_OTHER] = "other",	  [SHM_WORKER_INGEST] = "ingest",
+		[SHM_WORKER_DECRYPT] = "decrypt", [SHM_WORKER_MAP] = "map",
+		[SHM_WORKER_PRODUCE] = "produce",
+	};
+
+	return kind < ARRAY_SIZE(names) ? names[kind] : "unknown";
+}
+
 /* Send a record's source message to the dead-letter topic with why. */
 static rd_kafka_resp_err_t produce_dead(struct worker *w, const struct ring_rec *rec,
 					const char *why, void *opaque)
@@ -124,18 +135,18 @@ static rd_kafka_resp_err_t produce_dead(struct worker *w, const struct ring_rec 
 	struct msg_dead_view d = {0};
 	struct msg_source_view src = {0};
 	const char *reason = why;
-	char stage[8], seq[24];
+	char stage[16], seq[24];
 	rd_kafka_headers_t *h;
 	rd_kafka_resp_err_t err;
 
 	if (rec->type == MSG_REC_DEAD && msg_dead_decode(rec->data, rec->len, &d) == 0) {
 		src = d.msg;
-		snprintf(stage, sizeof(stage), "%u", d.stage);
+		snprintf(stage, sizeof(stage), "%s", stage_name(d.stage));
 	} else {
 		/* An event Kafka refused: its source message is gone; keep the event. */
 		src.body.p = rec->data;
 		src.body.len = rec->len;
-		snprintf(stage, sizeof(stage), "%u", SHM_WORKER_PRODUCE);
+		snprintf(stage, sizeof(stage), "%s", stage_name(SHM_WORKER_PRODUCE));
 	}
 	h = headers_of(src.attrs);
 	snprintf(seq, sizeof(seq), "%" PRIu64, rec->seq);
