@@ -149,9 +149,9 @@ static int cmd_status(struct shm_segment *seg)
 
 	printf("instance %s, segment %s, %s\n", seg->hdr->instance, seg->path,
 	       seg->hdr->state == SHM_ISTATE_DRAINING ? "draining" : "running");
-	printf("%-12s %7s %-10s %-8s %9s %8s %-10s %10s %12s %12s %8s %9s %6s\n", "STAGE", "PID",
-	       "STATE", "SAYS", "UPTIME", "RESTARTS", "LAST_EXIT", "SEQ", "IN", "OUT", "DEAD",
-	       "INFLIGHT", "BEAT");
+	printf("%-12s %7s %-10s %-8s %9s %8s %-10s %10s %12s %12s %8s %9s %6s %8s\n", "STAGE",
+	       "PID", "STATE", "SAYS", "UPTIME", "RESTARTS", "LAST_EXIT", "SEQ", "IN", "OUT",
+	       "DEAD", "INFLIGHT", "BEAT", "REDELIV");
 	for (unsigned i = 0; i < seg->hdr->n_workers; i++) {
 		const struct shm_worker *w = &seg->workers[i];
 		char up[16] = "-", beat[16] = "-", ex[24];
@@ -161,12 +161,13 @@ static int cmd_status(struct shm_segment *seg)
 			snprintf(up, sizeof(up), "%.1fs", (double)(now - w->started_ns) / 1e9);
 		if (w->pid > 0 && hb && now > hb)
 			snprintf(beat, sizeof(beat), "%.1fs", (double)(now - hb) / 1e9);
-		printf("%-12s %7d %-10s %-8s %9s %8u %-10s %10llu %12llu %12llu %8llu %9u %6s\n",
+		printf("%-12s %7d %-10s %-8s %9s %8u %-10s %10llu %12llu %12llu %8llu %9u %6s "
+		       "%8llu\n",
 		       w->name, w->pid, sstate_name(w->state), wstate_name(w->wstate), up,
 		       w->restarts, exit_name(w, ex, sizeof(ex)),
 		       (unsigned long long)w->current_seq, (unsigned long long)w->records_in,
 		       (unsigned long long)w->records_out, (unsigned long long)w->dead_letters,
-		       w->inflight, beat);
+		       w->inflight, beat, (unsigned long long)w->redelivered);
 	}
 	printf("\n");
 	return cmd_rings(seg);

@@ -142,11 +142,20 @@ static int stage_paths(struct sup *s)
 	if (s->cfg.stage_dir[0]) {
 		snprintf(dir, sizeof(dir), "%s", s->cfg.stage_dir);
 	} else {
+		char probe[PATH_MAX + 32];
+
 		n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 		if (n < 0)
 			return -errno;
 		self[n] = 0;
+		/* Beside ferryd (the build tree), else ../libexec/ferry (installed). */
 		snprintf(dir, sizeof(dir), "%s", dirname(self));
+		snprintf(probe, sizeof(probe), "%s/ferry-ingest", dir);
+		if (access(probe, X_OK) < 0) {
+			snprintf(probe, sizeof(probe), "%s/../libexec/ferry", dir);
+			if (access(probe, X_OK) == 0)
+				snprintf(dir, sizeof(dir), "%.*s", (int)sizeof(dir) - 1, probe);
+		}
 	}
 	s->n = s->seg->hdr->n_workers;
 	for (unsigned i = 0; i < s->n; i++) {
