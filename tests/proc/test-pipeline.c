@@ -216,7 +216,8 @@ static int segment_there(void *unused)
 	return shm_segment_open(E.instance, SHM_RDONLY, &E.seg, NULL, 0) == 0;
 }
 
-static void ferryd_start(const char *watchdog_usec, const char *poison)
+/* fork+exec ferryd on E.conf, its stdout and stderr appended to ferryd.log. */
+static void ferryd_spawn(const char *watchdog_usec, const char *poison)
 {
 	char log[128];
 
@@ -242,6 +243,27 @@ static void ferryd_start(const char *watchdog_usec, const char *poison)
 		execl(FERRYD_PATH, FERRYD_PATH, "-c", E.conf, (char *)NULL);
 		_exit(127);
 	}
+}
+
+/* ferryd.log as it is now, in buf. */
+static void read_log(char *buf, size_t len)
+{
+	char path[128];
+	size_t n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/ferryd.log", E.dir);
+	f = fopen(path, "r");
+	if (f) {
+		n = fread(buf, 1, len - 1, f);
+		fclose(f);
+	}
+	buf[n] = 0;
+}
+
+static void ferryd_start(const char *watchdog_usec, const char *poison)
+{
+	ferryd_spawn(watchdog_usec, poison);
 	assert_true(wait_until(notified, "READY=1", 20000));
 	assert_true(wait_until(segment_there, NULL, 5000));
 }
@@ -509,7 +531,16 @@ static void test_hot_restart(void **state)
 	assert_true(acked() < HOT_N); /* the restarts came under load */
 	assert_int_not_equal(ferryctl_restart("nosuch"), 0);
 	assert_true(wait_until(acked_at_least, &all, 60000));
-	assert_int_equal(dump("ferry.events", counts, HOT_N, NULL, 0), HOT_N);
+	{
+		unsigned got = dump("ferry.events", counts, HOT_N, NULL, 0);
+
+		if (got != HOT_N) {
+			for (unsigned q = 1; q <= HOT_N; q++)
+				if (counts[q] != 1)
+					fprintf(stderr, "seq %u: %u times\n", q, counts[q]);
+		}
+		assert_int_equal(got, HOT_N);
+	}
 	assert_int_equal(check_all(counts, HOT_N, 0), 0);
 	assert_int_equal(load64(&worker("produce")->redelivered), 0);
 	ferryd_stop();
@@ -586,32 +617,15 @@ static void test_poison_record(void **state)
 	ferryd_stop();
 }
 
-/* Run ferryd to its end with conf; returns its exit status, its log in log. */
+/* Run ferryd to its end; returns its exit status, its log in log. */
 static int ferryd_run(char *log, size_t len)
 {
-	char path[128];
 	int status;
-	FILE *f;
-	size_t n;
 
-	snprintf(path, sizeof(path), "%s/ferryd.log", E.dir);
-	E.ferryd = fork();
-	assert_true(E.ferryd >= 0);
-	if (E.ferryd == 0) {
-		int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-		dup2(fd, 2);
-		setenv("FERRY_LOG", "stderr", 1);
-		execl(FERRYD_PATH, FERRYD_PATH, "-c", E.conf, (char *)NULL);
-		_exit(127);
-	}
+	ferryd_spawn(NULL, NULL);
 	assert_int_equal(waitpid(E.ferryd, &status, 0), E.ferryd);
 	E.ferryd = 0;
-	f = fopen(path, "r");
-	assert_non_null(f);
-	n = fread(log, 1, len - 1, f);
-	log[n] = 0;
-	fclose(f);
+	read_log(log, len);
 	return status;
 }
 
@@ -646,20 +660,7 @@ static void test_exec_failure(void **state)
 	(void)state;
 	snprintf(extra, sizeof(extra), "stage_dir = %s/nowhere", E.dir);
 	conf_write(10, 0, extra);
-	E.ferryd = fork();
-	assert_true(E.ferryd >= 0);
-	if (E.ferryd == 0) {
-		char log[128];
-		int fd;
-
-		snprintf(log, sizeof(log), "%s/ferryd.log", E.dir);
-		fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-		dup2(fd, 2);
-		setenv("NOTIFY_SOCKET", E.notify_path, 1);
-		setenv("FERRY_LOG", "stderr", 1);
-		execl(FERRYD_PATH, FERRYD_PATH, "-c", E.conf, (char *)NULL);
-		_exit(127);
-	}
+	ferryd_spawn(NULL, NULL);
 	assert_true(wait_until(segment_there, NULL, 5000));
 	/* Reported as what it is, for every stage, and not restarted in a loop. */
 	assert_true(wait_until(failed_exec, "ingest", 5000));
@@ -671,20 +672,37 @@ static void test_exec_failure(void **state)
 	E.ferryd = 0;
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	{
-		char log[4096], path[128];
-		FILE *f;
-		size_t n;
+		char log[4096];
 
-		snprintf(path, sizeof(path), "%s/ferryd.log", E.dir);
-		f = fopen(path, "r");
-		assert_non_null(f);
-		n = fread(log, 1, sizeof(log) - 1, f);
-		log[n] = 0;
-		fclose(f);
+		read_log(log, sizeof(log));
 		if (!strstr(log, "ingest: cannot start") ||
 		    !strstr(log, "No such file or directory"))
 			fail_msg("log: %s", log);
 	}
+}
+
+static void test_hung_stage(void **state)
+{
+	pid_t hung, map1;
+	char cmd[256];
+
+	(void)state;
+	conf_write(1000, 0, "heartbeat_timeout = 1s");
+	ferryd_start(NULL, NULL);
+	hung = worker("decrypt.0")->pid;
+	map1 = worker("map.1")->pid;
+	/* A stage that stops answering (here: stopped) is killed and restarted alone. */
+	assert_int_equal(kill(hung, SIGSTOP), 0);
+	assert_true(wait_until(restarted, "decrypt.0", 10000));
+	assert_int_not_equal(worker("decrypt.0")->pid, hung);
+	assert_true(WIFSIGNALED(worker("decrypt.0")->last_exit));
+	assert_int_equal(WTERMSIG(worker("decrypt.0")->last_exit), SIGKILL);
+	assert_int_equal(worker("map.1")->pid, map1);
+	/* What an operator reads. */
+	snprintf(cmd, sizeof(cmd), "%s -i %s status | grep -q '^decrypt.0 .* up .* signal 9 '",
+		 FERRYCTL_PATH, E.instance);
+	assert_int_equal(system(cmd), 0);
+	ferryd_stop();
 }
 
 int main(void)
@@ -696,6 +714,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_poison_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_broken_config, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exec_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_hung_stage, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -190,7 +190,13 @@ static int handle_one(struct worker *w, const struct ring_rec *rec)
 		if (!worker_reserve(w, 0, out->max_record))
 			return -errno;
 	}
-	if (r < 0 && r != -ECANCELED) {
+	if (r == -ECANCELED) {
+		/* Asked to stop while waiting for room: this record was not handled. */
+		ring_wrewind(out, &m);
+		w->pushed_for_current = 0;
+		return r;
+	}
+	if (r < 0) {
 		ring_wrewind(out, &m);
 		w->pushed_for_current = 0;
 		return worker_dead_letter(w, 0, rec, reason ? reason : strerror(-r));
@@ -242,8 +248,13 @@ static int run_records(struct worker *w)
 		if (rec->seq > w->done_seq) {
 			__atomic_store_n(&w->cb->current_seq, rec->seq, __ATOMIC_RELAXED);
 			r = handle_one(w, rec);
-			if (r == -ECANCELED)
-				break;
+			if (r == -ECANCELED) {
+				/* Leave it (and only it) to the next incarnation. */
+				ring_publish(&w->out[0]);
+				if (w->have_mark)
+					ring_commit_mark(in, &w->done_mark);
+				return 0;
+			}
 			if (r < 0) {
 				log_err("seq %llu: cannot write output: %s",
 					(unsigned long long)rec->seq, strerror(-r));

@@ -385,8 +385,6 @@ static int produce_run(struct worker *w)
 		unsigned did = 0;
 
 		worker_beat(w);
-		if (worker_stop && !stop_deadline)
-			stop_deadline = now_ns() + w->cfg.flush_timeout_ms * 1000000ull;
 		if (!worker_stop)
 			for (unsigned i = 0; i < w->n_in; i++)
 				did += read_input(w, i);
@@ -400,6 +398,8 @@ static int produce_run(struct worker *w)
 			/* Hot restart: finish what is in flight, ack it, go. */
 			if (!p->inflight)
 				return 0;
+			if (!stop_deadline)
+				stop_deadline = now_ns() + w->cfg.flush_timeout_ms * 1000000ull;
 			if (now_ns() > stop_deadline) {
 				log_warning("%" PRIu64 " records still in flight after the flush "
 					    "timeout; leaving them to the next incarnation",
