@@ -69,7 +69,9 @@ int worker_upstream_drained(const struct worker *w, unsigned i)
 
 int worker_dead_letter(struct worker *w, unsigned o, const struct ring_rec *rec, const char *reason)
 {
-	struct ring *out = &w->out[o];
+	struct msg_source_view m;
+	struct msg_bytes tenant = {"", 0};
+	char seq[24], ten[128];
 	uint32_t len;
 	void *p;
 
@@ -82,7 +84,15 @@ int worker_dead_letter(struct worker *w, unsigned o, const struct ring_rec *rec,
 	if (msg_dead_encode(p, len, worker_kind(w), reason, rec->data, rec->len) < 0)
 		return -ENOBUFS;
 	__atomic_fetch_add(&w->cb->dead_letters, 1, __ATOMIC_RELAXED);
-	(void)out;
+	/* Who and what, never the payload: it may be plaintext. */
+	if (msg_source_decode(rec->data, rec->len, &m) == 0)
+		msg_kv_find(m.attrs, "tenant", &tenant);
+	snprintf(seq, sizeof(seq), "%llu", (unsigned long long)rec->seq);
+	snprintf(ten, sizeof(ten), "%.*s", (int)(tenant.len < 127 ? tenant.len : 127),
+		 (const char *)tenant.p);
+	log_fields(LOG_WARNING,
+		   (struct log_field[]){{"SEQ", seq}, {"TENANT", ten}, {"REASON", reason}}, 3,
+		   "dead letter: %s", reason);
 	return worker_push(w, o, MSG_REC_DEAD, rec->seq, len);
 }
 
@@ -168,8 +178,6 @@ static int handle_one(struct worker *w, const struct ring_rec *rec)
 	if (poisoned(w, rec->seq)) {
 		snprintf(why, sizeof(why), "poison: %s died %u times on this record", w->cb->name,
 			 w->cfg.poison_strikes);
-		log_warning("seq %llu: %s; sent on as a dead letter", (unsigned long long)rec->seq,
-			    why);
 		return worker_dead_letter(w, 0, rec, why);
 	}
 	if (rec->type == MSG_REC_DEAD) /* not ours to handle: pass it on */
