@@ -36,6 +36,8 @@ enum config_key {
 	KEY_STAGE_DIR,
 	KEY_REPLAY_FILE,
 	KEY_REPLAY_RATE,
+	KEY_KEYRING,
+	KEY_TENANT_ATTRIBUTE,
 	KEY_TOPIC,
 	KEY_DEAD_LETTER_TOPIC,
 	KEY_FLUSH_TIMEOUT,
@@ -66,7 +68,7 @@ _Static_assert(CONFIG_LINE_MAX + 1 == INI_MAX_LINE, "CONFIG_LINE_MAX follows ini
 #define FIELD(f)       offsetof(struct ferry_config, f), sizeof(((struct ferry_config *)0)->f)
 #define DURATION_FORMS "(e.g. 250ms, 10s, 5m, 1h; a bare number is seconds)"
 
-static const char *const config_sections[] = {"ferry", "replay", "produce", "kafka"};
+static const char *const config_sections[] = {"ferry", "replay", "decrypt", "produce", "kafka"};
 
 static const struct config_key_def config_keys[KEY_COUNT] = {
 	[KEY_INSTANCE] = {"ferry", "instance", KIND_INSTANCE, FIELD(instance), 1, 63,
@@ -96,6 +98,11 @@ static const struct config_key_def config_keys[KEY_COUNT] = {
 			     "want a path shorter than PATH_MAX"},
 	[KEY_REPLAY_RATE] = {"replay", "rate", KIND_UINT, FIELD(replay_rate), 0, 10000000,
 			     "want messages per second from 0 (as fast as it goes) to 10000000"},
+	[KEY_KEYRING] = {"decrypt", "keyring", KIND_PATH, FIELD(keyring), 0, 0,
+			 "want a directory path shorter than PATH_MAX"},
+	[KEY_TENANT_ATTRIBUTE] = {"decrypt", "tenant_attribute", KIND_TOPIC,
+				  FIELD(tenant_attribute), 1, 127,
+				  "want a name of 1 to 127 characters of A-Z a-z 0-9 . _ -"},
 	[KEY_TOPIC] = {"produce", "topic", KIND_TOPIC, FIELD(topic), 1, 249,
 		       "want a Kafka topic name: 1 to 249 characters of A-Z a-z 0-9 . _ -, "
 		       "not '.' or '..'"},
@@ -272,6 +279,7 @@ void config_defaults(struct ferry_config *cfg)
 	cfg->restart_delay_min_ms = 1000;
 	cfg->restart_delay_max_ms = 30 * 1000;
 	strcpy(cfg->topic, "ferry.events");
+	strcpy(cfg->tenant_attribute, "tenant");
 	strcpy(cfg->dead_letter_topic, "ferry.dead-letters");
 	cfg->flush_timeout_ms = 30 * 1000;
 	if (config_default_socket(cfg->instance, cfg->control_socket, sizeof(cfg->control_socket)))
@@ -339,8 +347,8 @@ static void config_classify(struct config_parse *p, char *line)
 	p->in_key = false;
 	if (!config_section_known(start + 1, (size_t)(end - start - 1)))
 		config_fail(p, -EINVAL, p->line,
-			    "[%.*s]: unknown section, want one of [ferry], [replay], [produce], "
-			    "[kafka]",
+			    "[%.*s]: unknown section, want one of [ferry], [replay], [decrypt], "
+			    "[produce], [kafka]",
 			    (int)(end - start - 1), start + 1);
 }
 
@@ -505,7 +513,7 @@ static int config_handler(void *user, const char *section, const char *name, con
 	} else if (!*section) {
 		config_fail(p, -EINVAL, p->line,
 			    "%s: set before any [section], want it under [ferry], [replay], "
-			    "[produce] or [kafka], got '%s'",
+			    "[decrypt], [produce] or [kafka], got '%s'",
 			    name, value);
 	} else if (!strcmp(section, "kafka")) {
 		config_kafka_add(p, name, value);

@@ -60,6 +60,10 @@ struct ferry_config {
 	char replay_file[PATH_MAX]; /* a replay file to ingest; "" = none */
 	unsigned replay_rate;	    /* messages per second, 0 = as fast as it goes */
 
+	/* [decrypt] */
+	char keyring[PATH_MAX]; /* <keyring>/<tenant>/<version>.key; "" = no keys: pass through */
+	char tenant_attribute[128]; /* the source attribute naming the tenant, default "tenant" */
+
 	/* [produce] */
 	char topic[CONFIG_STR_MAX];		/* default "ferry.events" */
 	char dead_letter_topic[CONFIG_STR_MAX]; /* default "ferry.dead-letters" */

@@ -34,6 +34,7 @@
 #include <cjson/cJSON.h>
 #include <cmocka.h>
 
+#include "common/envelope.h"
 #include "common/time.h"
 #include "shm/segment.h"
 
@@ -705,6 +706,174 @@ static void test_hung_stage(void **state)
 	ferryd_stop();
 }
 
+/* Run a shell command, fail the test unless it exits 0. */
+static void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void sh(const char *fmt, ...)
+{
+	char cmd[2048];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	if (system(cmd) != 0)
+		fail_msg("failed: %s", cmd);
+}
+
+#define DEC_N 5000u
+
+/*
+ * Encrypted legacy messages for 10 tenants, with one message of every
+ * class decrypt cannot open mixed in: each becomes exactly one dead letter
+ * with its reason and the message as received (still encrypted); every
+ * good one arrives decrypted; a tenant without a key stalls nobody.
+ */
+static void test_decrypt(void **state)
+{
+	static const char *bad[][2] = {
+		/* tenant, body (sealed by the shell below when it starts with "seal:") */
+		{"t99", "seal:other t99 1"},
+		{"t00", "seal:other t00 9"},
+		{"t00", "seal:other t00 1"},
+		{"t98", "seal:ring t98 1"},
+		{"t01", "{\"v\":1,\"key\":1,\"iv\":\"@@@@\",\"ct\":\"AAAAAAAAAAAAAAAAAAAAAAAA\"}"},
+		{"t01",
+		 "{\"v\":1,\"key\":1,\"iv\":\"AAAAAAAA\",\"ct\":\"AAAAAAAAAAAAAAAAAAAAAAAA\"}"},
+		{"t01", "{\"v\":1,\"key\":1,\"iv\":\"AAAAAAAAAAAAAAAA\",\"ct\":\"AAAAAAAA\"}"},
+		{"t01", "plain text, not an envelope"},
+	};
+	static const char *want[] = {
+		"unknown tenant 't99'", "unknown key version 9 of tenant 't00'",
+		"tag mismatch",		"mode 0644): refused",
+		"bad base64 in \"iv\"", "wrong IV length 6 (want 12)",
+		"truncated ciphertext", "body is not a JSON object",
+	};
+	static unsigned counts[DEC_N + 16];
+	char ring[128], other[128], replay[128], *line = NULL, cmd[512];
+	unsigned found[8] = {0}, dead = 0;
+	uint64_t all = DEC_N + 8;
+	size_t cap = 0;
+	FILE *f, *p;
+
+	(void)state;
+	memset(counts, 0, sizeof(counts));
+	snprintf(ring, sizeof(ring), "%s/keys", E.dir);
+	snprintf(other, sizeof(other), "%s/other-keys", E.dir);
+	snprintf(replay, sizeof(replay), "%s/replay.jsonl", E.dir);
+	conf_write(0, 0, NULL);
+	sh("%s replay %s %u 10 > %s", ENVELOPE_PATH, ring, DEC_N, replay);
+	/* Keys the pipeline does not have, a key readable by others. */
+	sh("%s keygen %s t99 1 && %s keygen %s t00 9 && %s keygen %s t00 1", ENVELOPE_PATH, other,
+	   ENVELOPE_PATH, other, ENVELOPE_PATH, other);
+	sh("%s keygen %s t98 1 && chmod 0644 %s/t98/1.key", ENVELOPE_PATH, ring, ring);
+	f = fopen(replay, "a");
+	assert_non_null(f);
+	for (unsigned i = 0; i < 8; i++) {
+		char body[1024] = "";
+		cJSON *j = cJSON_CreateObject(), *a;
+		char *out, id[32];
+
+		if (!strncmp(bad[i][1], "seal:", 5)) {
+			char which[16], tenant[16];
+			unsigned v;
+			FILE *s;
+
+			assert_int_equal(sscanf(bad[i][1] + 5, "%15s %15s %u", which, tenant, &v),
+					 3);
+			snprintf(cmd, sizeof(cmd),
+				 "echo '{\"eventType\":\"x\"}' | %s seal %s %s %u", ENVELOPE_PATH,
+				 !strcmp(which, "ring") ? ring : other, tenant, v);
+			s = popen(cmd, "r");
+			assert_non_null(s);
+			assert_non_null(fgets(body, sizeof(body), s));
+			body[strcspn(body, "\n")] = 0;
+			assert_int_equal(pclose(s), 0);
+		} else {
+			snprintf(body, sizeof(body), "%s", bad[i][1]);
+		}
+		snprintf(id, sizeof(id), "bad-%u", i);
+		cJSON_AddStringToObject(j, "id", id);
+		a = cJSON_AddObjectToObject(j, "attributes");
+		cJSON_AddStringToObject(a, "tenant", bad[i][0]);
+		cJSON_AddStringToObject(j, "body", body);
+		out = cJSON_PrintUnformatted(j);
+		fprintf(f, "%s\n", out);
+		free(out);
+		cJSON_Delete(j);
+	}
+	fclose(f);
+	f = fopen(E.conf, "a");
+	assert_non_null(f);
+	fprintf(f, "[decrypt]\nkeyring = %s\n", ring);
+	fclose(f);
+
+	ferryd_start(NULL, NULL);
+	assert_true(wait_until(acked_at_least, &all, 60000));
+	assert_int_equal(dump("ferry.events", counts, DEC_N + 16, NULL, 0), DEC_N);
+	assert_int_equal(check_all(counts, DEC_N, 0), 0);
+	/* An event carries the plaintext of its envelope. */
+	snprintf(cmd, sizeof(cmd), "%s -b %s -t ferry.events --expect 1", KAFKA_DUMP_PATH,
+		 E.bootstrap);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	assert_true(getline(&line, &cap, p) > 0);
+	assert_int_equal(pclose(p), 0);
+	{
+		cJSON *j = cJSON_Parse(line), *val = cJSON_GetObjectItemCaseSensitive(j, "value");
+		unsigned char raw[2048];
+		int64_t n = envelope_b64_decode(val->valuestring, strlen(val->valuestring), raw,
+						sizeof(raw) - 1);
+
+		assert_true(n > 0);
+		raw[n] = 0;
+		if (!strstr((char *)raw, "\"eventType\"") || !strstr((char *)raw, "\"tenantId\""))
+			fail_msg("event value is not the plaintext: %s", raw);
+		cJSON_Delete(j);
+	}
+	/* Every dead letter: the right reason, once, and the message still encrypted. */
+	snprintf(cmd, sizeof(cmd), "%s -b %s -t ferry.dead-letters --idle-ms 1500", KAFKA_DUMP_PATH,
+		 E.bootstrap);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	while (getline(&line, &cap, p) > 0) {
+		cJSON *j = cJSON_Parse(line), *h, *why, *val;
+		unsigned char raw[2048];
+		int64_t n;
+
+		h = cJSON_GetObjectItemCaseSensitive(j, "headers");
+		why = cJSON_GetObjectItemCaseSensitive(h, "ferry-dead-reason");
+		val = cJSON_GetObjectItemCaseSensitive(j, "value");
+		assert_true(cJSON_IsString(why) && cJSON_IsString(val));
+		assert_string_equal(
+			cJSON_GetObjectItemCaseSensitive(h, "ferry-dead-stage")->valuestring,
+			"decrypt");
+		n = envelope_b64_decode(val->valuestring, strlen(val->valuestring), raw,
+					sizeof(raw) - 1);
+		assert_true(n >= 0);
+		raw[n] = 0;
+		if (strstr((char *)raw, "eventType"))
+			fail_msg("plaintext in a dead letter: %s", raw);
+		for (unsigned i = 0; i < 8; i++)
+			if (strstr(why->valuestring, want[i]))
+				found[i]++;
+		dead++;
+		cJSON_Delete(j);
+	}
+	free(line);
+	assert_int_equal(pclose(p), 0);
+	assert_int_equal(dead, 8);
+	for (unsigned i = 0; i < 8; i++)
+		if (found[i] != 1)
+			fail_msg("reason '%s' seen %u times", want[i], found[i]);
+	/* The stage kept going: no restart. */
+	assert_int_equal(worker("decrypt.0")->restarts + worker("decrypt.1")->restarts, 0);
+	printf("# %u encrypted messages decrypted, 8 broken ones dead-lettered with their "
+	       "reasons\n",
+	       DEC_N);
+	ferryd_stop();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -715,8 +884,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_broken_config, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_exec_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hung_stage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_decrypt, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
+	/* FERRY_TEST_FILTER=test_decrypt runs one (a glob, as cmocka takes it). */
+	if (getenv("FERRY_TEST_FILTER"))
+		cmocka_set_test_filter(getenv("FERRY_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -160,6 +160,8 @@ static void check_defaults(const struct ferry_config *cfg)
 	assert_string_equal(cfg->stage_dir, "");
 	assert_string_equal(cfg->replay_file, "");
 	assert_string_equal(cfg->topic, "ferry.events");
+	assert_string_equal(cfg->tenant_attribute, "tenant");
+	assert_string_equal(cfg->keyring, "");
 	assert_string_equal(cfg->dead_letter_topic, "ferry.dead-letters");
 	assert_int_equal(cfg->flush_timeout_ms, 30000);
 }
@@ -393,8 +395,8 @@ static void test_unknown_section(void **state)
 	struct fixture *f = *state;
 
 	expect_exact_error(f, "[ferry]\nshards = 2\n[fery]\nshards = 3\n",
-			   "3: [fery]: unknown section, want one of [ferry], [replay], [produce], "
-			   "[kafka]");
+			   "3: [fery]: unknown section, want one of [ferry], [replay], [decrypt], "
+			   "[produce], [kafka]");
 	/* Even one that holds no key, indented, or after a comment. */
 	expect_error(f, "[ferry]\n\n[nothing] ; empty\n", 3, "[nothing]: unknown section");
 	expect_error(f, "[kafka]\n  [Ferry]\n", 2, "[Ferry]: unknown section");
@@ -402,7 +404,7 @@ static void test_unknown_section(void **state)
 	/* Keys outside any section. */
 	expect_exact_error(f, "shards = 2\n[ferry]\n",
 			   "1: shards: set before any [section], want it under [ferry], [replay], "
-			   "[produce] or [kafka], got '2'");
+			   "[decrypt], [produce] or [kafka], got '2'");
 }
 
 static void test_unknown_key(void **state)
@@ -778,7 +780,7 @@ static void test_reference_file(void **state)
 		len += strlen(copy);
 	}
 	fclose(fp);
-	assert_int_equal(keys, 15); /* every key of config.h */
+	assert_int_equal(keys, 17); /* every key of config.h */
 	load_ok(f, text);
 	free(text);
 	check_defaults(&f->cfg);

@@ -1,22 +1,145 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * decrypt: the tenant-key stage. For now it passes source messages through
- * unchanged; per-tenant keys and AES-256-GCM come with their own issue.
+ * decrypt: legacy envelopes (common/envelope.h) opened with the tenant's
+ * key from the key ring; the source message goes on with its body replaced
+ * by the plaintext, decrypted straight into the output ring. Whatever
+ * cannot be decrypted (no tenant, unknown tenant or key version, a key file
+ * readable by others, bad base64, wrong IV length, truncated ciphertext, a
+ * tag mismatch) goes on as a dead letter holding the message as received,
+ * still encrypted, with the reason. Without a key ring, messages pass
+ * through undecrypted (the replay demo of plain messages).
  */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "common/envelope.h"
+#include "common/log.h"
 #include "workers/common/worker.h"
+#include "workers/decrypt/keyring.h"
+
+struct decrypt {
+	struct keyring *keys;
+	char why[320];
+};
+
+static int decrypt_init(struct worker *w)
+{
+	struct decrypt *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return -ENOMEM;
+	w->ctx = d;
+	if (!w->cfg.keyring[0]) {
+		log_warning("no [decrypt] keyring: messages pass through undecrypted");
+		return 0;
+	}
+	d->keys = keyring_new(w->cfg.keyring);
+	return d->keys ? 0 : -errno;
+}
+
+static void decrypt_fini(struct worker *w)
+{
+	struct decrypt *d = w->ctx;
+
+	if (!d)
+		return;
+	keyring_free(d->keys);
+	free(d);
+	w->ctx = NULL;
+}
+
+/* The tenant: the configured attribute, else the envelope's own field; both must agree. */
+static int tenant_of(struct worker *w, const struct msg_source_view *m, const struct envelope *e,
+		     char *ret, size_t len)
+{
+	struct decrypt *d = w->ctx;
+	struct msg_bytes a;
+
+	if (msg_kv_find(m->attrs, w->cfg.tenant_attribute, &a) > 0) {
+		snprintf(ret, len, "%.*s", (int)a.len, (const char *)a.p);
+		if (a.len >= len || (e->tenant[0] && strcmp(ret, e->tenant))) {
+			snprintf(d->why, sizeof(d->why),
+				 "decrypt: tenant mismatch: attribute '%.64s', envelope '%.64s'",
+				 ret, e->tenant);
+			return -EBADMSG;
+		}
+		return 0;
+	}
+	if (!e->tenant[0]) {
+		snprintf(d->why, sizeof(d->why),
+			 "decrypt: no tenant (no attribute '%s', no \"tenant\" in the envelope)",
+			 w->cfg.tenant_attribute);
+		return -EBADMSG;
+	}
+	snprintf(ret, len, "%s", e->tenant);
+	return 0;
+}
 
 static int decrypt_handle(struct worker *w, const struct ring_rec *rec, const char **reason)
 {
-	if (rec->type != MSG_REC_SOURCE) {
-		*reason = "decrypt: not a source message";
+	struct decrypt *d = w->ctx;
+	struct msg_source_view m, o;
+	struct envelope e;
+	const unsigned char *key;
+	char tenant[ENVELOPE_TENANT_MAX], why[256];
+	uint32_t size;
+	int64_t n;
+	unsigned char *p;
+	int r;
+
+	*reason = d->why;
+	if (rec->type != MSG_REC_SOURCE || msg_source_decode(rec->data, rec->len, &m) < 0) {
+		snprintf(d->why, sizeof(d->why), "decrypt: not a readable source message");
 		return -EBADMSG;
 	}
-	return worker_emit(w, 0, MSG_REC_SOURCE, rec->seq, rec->data, rec->len);
+	if (!d->keys)
+		return worker_emit(w, 0, MSG_REC_SOURCE, rec->seq, rec->data, rec->len);
+	r = envelope_parse(m.body.p, m.body.len, &e, why, sizeof(why));
+	if (r < 0) {
+		snprintf(d->why, sizeof(d->why), "decrypt: %.250s", why);
+		return r;
+	}
+	r = tenant_of(w, &m, &e, tenant, sizeof(tenant));
+	if (r < 0)
+		goto out;
+	r = keyring_lookup(d->keys, tenant, e.key_version, &key, why, sizeof(why));
+	if (r < 0) {
+		snprintf(d->why, sizeof(d->why), "decrypt: %.250s", why);
+		goto out;
+	}
+	/* Lay out the message with the ciphertext as body, then decrypt it in place. */
+	o = m;
+	o.body.p = e.ct;
+	o.body.len = (uint32_t)(e.ct_len - ENVELOPE_TAG_LEN);
+	size = msg_source_size(&o);
+	p = worker_reserve(w, 0, size);
+	if (!p) {
+		r = -errno;
+		goto out;
+	}
+	msg_source_encode(p, size, &o);
+	n = envelope_decrypt(&e, key, p + size - o.body.len, o.body.len, why, sizeof(why));
+	if (n < 0) {
+		snprintf(d->why, sizeof(d->why), "decrypt: %.120s (tenant '%.64s', key version %u)", why,
+			 tenant, e.key_version);
+		r = (int)n;
+		goto out;
+	}
+	r = worker_push(w, 0, MSG_REC_SOURCE, rec->seq, size);
+out:
+	envelope_free(&e);
+	return r;
 }
 
 static const struct stage_ops decrypt_ops = {
 	.name = "decrypt",
+	.init = decrypt_init,
 	.handle = decrypt_handle,
+	.fini = decrypt_fini,
 };
 
 int main(int argc, char **argv)
