@@ -62,6 +62,7 @@ static const char *shm_name(const char *path)
 struct geometry {
 	uint64_t workers_off;
 	uint64_t rings_off;
+	uint64_t tenants_off;
 	uint64_t data_off; /* first data area */
 	uint64_t size;
 };
@@ -96,6 +97,8 @@ static int geometry(const struct shm_spec *spec, struct geometry *g, char *err, 
 	off += (uint64_t)spec->n_workers * sizeof(struct shm_worker);
 	g->rings_off = off;
 	off += (uint64_t)spec->n_rings * sizeof(struct ring_shared);
+	g->tenants_off = off;
+	off += (uint64_t)spec->n_workers * SHM_TENANT_SLOTS * sizeof(struct shm_tenant);
 	off = ALIGN_UP(off, (uint64_t)PAGE);
 	g->data_off = off;
 	for (i = 0; i < spec->n_rings; i++) {
@@ -156,6 +159,9 @@ static void layout(void *base, const struct shm_spec *spec, const struct geometr
 	h->n_rings = spec->n_rings;
 	h->workers_off = g->workers_off;
 	h->rings_off = g->rings_off;
+	h->tenants_off = g->tenants_off;
+	h->tenant_slots = SHM_TENANT_SLOTS;
+	h->tenant_size = sizeof(struct shm_tenant);
 	h->created_ns = realtime_ns();
 	snprintf(h->instance, sizeof(h->instance), "%s", spec->instance);
 	h->supervisor_pid = (int32_t)getpid();
@@ -304,6 +310,13 @@ static int check(const void *base, size_t size, const char *path, char *err, siz
 		errf(err, errlen, "%s: worker or ring table out of bounds", path);
 		return -EBADMSG;
 	}
+	if (h->tenant_slots != SHM_TENANT_SLOTS || h->tenant_size != sizeof(struct shm_tenant) ||
+	    h->tenants_off % FERRY_CACHE_LINE || h->tenants_off < h->rings_off ||
+	    h->tenants_off + (uint64_t)h->n_workers * SHM_TENANT_SLOTS * sizeof(struct shm_tenant) >
+		    size) {
+		errf(err, errlen, "%s: tenant tables out of bounds", path);
+		return -EBADMSG;
+	}
 	if (!memchr(h->instance, 0, sizeof(h->instance))) {
 		errf(err, errlen, "%s: instance name not terminated", path);
 		return -EBADMSG;
@@ -440,6 +453,39 @@ int shm_segment_unlink(const char *instance)
 	if (shm_path(instance, path, sizeof(path)) < 0)
 		return -EINVAL;
 	return shm_unlink(shm_name(path)) < 0 ? -errno : 0;
+}
+
+struct shm_tenant *shm_worker_tenants(const struct shm_segment *seg, unsigned w)
+{
+	if (!seg || w >= seg->hdr->n_workers)
+		return NULL;
+	return (struct shm_tenant *)((char *)seg->base + seg->hdr->tenants_off) +
+	       (size_t)w * SHM_TENANT_SLOTS;
+}
+
+struct shm_tenant *shm_tenant_slot(struct shm_tenant *table, const char *tenant)
+{
+	size_t n = strnlen(tenant, SHM_TENANT_NAME_MAX);
+	uint32_t h = 2166136261u;
+	unsigned i, s;
+
+	for (i = 0; i < n; i++)
+		h = (h ^ (unsigned char)tenant[i]) * 16777619u;
+	/* Open addressing over all but the last slot, which takes the rest. */
+	for (i = 0; i < SHM_TENANT_SLOTS - 1; i++) {
+		struct shm_tenant *t = &table[(h + i) % (SHM_TENANT_SLOTS - 1)];
+
+		if (!t->name[0]) {
+			snprintf(t->name, sizeof(t->name), "%.*s", (int)n, tenant);
+			return t;
+		}
+		if (!strncmp(t->name, tenant, sizeof(t->name) - 1) && n < sizeof(t->name))
+			return t;
+	}
+	s = SHM_TENANT_SLOTS - 1;
+	if (!table[s].name[0])
+		strcpy(table[s].name, "*");
+	return &table[s];
 }
 
 int shm_segment_ring_find(const struct shm_segment *seg, const char *name)

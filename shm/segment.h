@@ -6,9 +6,10 @@
  *
  * Layout (all offsets from the start, nothing is a pointer):
  *
- *   struct shm_header                      256 B, magic + layout version first
+ *   struct shm_header                      320 B, magic + layout version first
  *   struct shm_worker[n_workers]           256 B each: one control block per stage
  *   struct ring_shared[n_rings]            384 B each: the ring table
+ *   struct shm_tenant[n_workers][64]       64 B each: per worker, counts per tenant
  *   ring data areas                        each page-aligned, power-of-two sized
  *
  * Everything a reader trusts is checked on attach: a segment of another
@@ -24,7 +25,7 @@
 #include "shm/ring.h"
 
 #define SHM_MAGIC	    0x4745535952524546ull /* "FERRYSEG" little-endian */
-#define SHM_LAYOUT_VERSION  1u
+#define SHM_LAYOUT_VERSION  2u
 #define SHM_INSTANCE_MAX    64 /* including the NUL */
 #define SHM_WORKER_NAME_MAX 32
 #define SHM_WORKERS_MAX	    256
@@ -52,9 +53,15 @@ struct shm_header {
 	uint64_t next_seq;	  /* reserved: next pipeline seq (ingest) */
 	char control_socket[108]; /* where ferryd takes commands (ferryctl restart) */
 	uint32_t pad;
+	/* line 4: per-worker tenant tables */
+	uint64_t tenants_off;  /* n_workers tables of tenant_slots entries */
+	uint32_t tenant_slots; /* SHM_TENANT_SLOTS */
+	uint32_t tenant_size;  /* sizeof(struct shm_tenant) */
+	uint8_t pad4[48];
 };
 
-_Static_assert(sizeof(struct shm_header) == 4 * FERRY_CACHE_LINE, "header is 4 lines");
+_Static_assert(sizeof(struct shm_header) == 5 * FERRY_CACHE_LINE, "header is 5 lines");
+_Static_assert(offsetof(struct shm_header, tenants_off) == 4 * FERRY_CACHE_LINE, "tenants line 4");
 _Static_assert(offsetof(struct shm_header, instance) == FERRY_CACHE_LINE, "instance on line 1");
 _Static_assert(offsetof(struct shm_header, supervisor_pid) == 2 * FERRY_CACHE_LINE,
 	       "sup on line 2");
@@ -129,6 +136,23 @@ _Static_assert(sizeof(struct shm_worker) == 4 * FERRY_CACHE_LINE, "worker is 4 l
 _Static_assert(offsetof(struct shm_worker, pid) == 1 * FERRY_CACHE_LINE, "supervisor line");
 _Static_assert(offsetof(struct shm_worker, heartbeat_ns) == 2 * FERRY_CACHE_LINE, "worker line");
 _Static_assert(offsetof(struct shm_worker, wake) == 3 * FERRY_CACHE_LINE, "wake line");
+
+/*
+ * Per worker, counts per tenant (bounded: SHM_TENANT_SLOTS, the last slot,
+ * named "*", takes every tenant that finds no slot). Written by that worker
+ * only; read by ferryctl and ferryd.
+ */
+#define SHM_TENANT_SLOTS    64
+#define SHM_TENANT_NAME_MAX 40 /* including the NUL */
+
+struct shm_tenant {
+	char name[SHM_TENANT_NAME_MAX]; /* "" = free slot */
+	uint64_t ok;			/* records handled */
+	uint64_t failed;		/* records dead-lettered */
+	uint64_t reserved;
+};
+
+_Static_assert(sizeof(struct shm_tenant) == FERRY_CACHE_LINE, "one line per tenant");
 
 struct shm_worker_spec {
 	const char *name;
@@ -211,6 +235,15 @@ void shm_segment_close(struct shm_segment *seg);
 
 /* Remove /dev/shm/ferry.<instance>. Returns 0 or -errno. */
 int shm_segment_unlink(const char *instance);
+
+/* The tenant table of worker w (SHM_TENANT_SLOTS entries), or NULL. */
+struct shm_tenant *shm_worker_tenants(const struct shm_segment *seg, unsigned w);
+
+/*
+ * The slot of tenant in table (found, or claimed when free; the last slot,
+ * "*", when the table is full). For the table's own worker only.
+ */
+struct shm_tenant *shm_tenant_slot(struct shm_tenant *table, const char *tenant);
 
 /* Index of the ring named name, or -ENOENT. */
 int shm_segment_ring_find(const struct shm_segment *seg, const char *name);

@@ -143,6 +143,29 @@ static const char *exit_name(const struct shm_worker *w, char *buf, size_t len)
 	return buf;
 }
 
+/* Tenants with failures, summed over the workers that count them. */
+static void print_tenants(struct shm_segment *seg)
+{
+	int header = 0;
+
+	for (unsigned w = 0; w < seg->hdr->n_workers; w++) {
+		const struct shm_tenant *t = shm_worker_tenants(seg, w);
+
+		for (unsigned i = 0; t && i < SHM_TENANT_SLOTS; i++) {
+			if (!t[i].name[0] || !t[i].failed)
+				continue;
+			if (!header) {
+				printf("\n%-40s %-12s %12s %12s\n", "TENANT", "STAGE", "OK",
+				       "FAILED");
+				header = 1;
+			}
+			printf("%-40.*s %-12s %12llu %12llu\n", (int)(SHM_TENANT_NAME_MAX - 1),
+			       t[i].name, seg->workers[w].name, (unsigned long long)t[i].ok,
+			       (unsigned long long)t[i].failed);
+		}
+	}
+}
+
 static int cmd_status(struct shm_segment *seg)
 {
 	uint64_t now = now_ns();
@@ -169,6 +192,7 @@ static int cmd_status(struct shm_segment *seg)
 		       (unsigned long long)w->records_out, (unsigned long long)w->dead_letters,
 		       w->inflight, beat, (unsigned long long)w->redelivered);
 	}
+	print_tenants(seg);
 	printf("\n");
 	return cmd_rings(seg);
 }

@@ -96,7 +96,7 @@ static void test_rings(void **state)
 	/* Another layout version is refused with a clear word. */
 	seg->hdr->layout_version = 7;
 	assert_int_equal(run(args, out, sizeof(out)), 111);
-	expect_has(out, "layout version 7, this build speaks 1");
+	expect_has(out, "layout version 7, this build speaks 2");
 	seg->hdr->layout_version = SHM_LAYOUT_VERSION;
 	seg->rings[1].magic = 0;
 	assert_int_equal(run(args, out, sizeof(out)), 111);

@@ -866,6 +866,13 @@ static void test_decrypt(void **state)
 	for (unsigned i = 0; i < 8; i++)
 		if (found[i] != 1)
 			fail_msg("reason '%s' seen %u times", want[i], found[i]);
+	/* Per tenant, as an operator reads it. */
+	snprintf(cmd, sizeof(cmd),
+		 "%s -i %s status | grep -Eq '^t99 +decrypt\\.[01] +0 +1$' && "
+		 "%s -i %s status | grep -Eq '^t98 +decrypt\\.[01] +0 +1$'",
+		 FERRYCTL_PATH, E.instance, FERRYCTL_PATH, E.instance);
+	if (system(cmd) != 0)
+		fail_msg("ferryctl status lacks the tenants' failures: %s", cmd);
 	/* The stage kept going: no restart. */
 	assert_int_equal(worker("decrypt.0")->restarts + worker("decrypt.1")->restarts, 0);
 	printf("# %u encrypted messages decrypted, 8 broken ones dead-lettered with their "

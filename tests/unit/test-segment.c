@@ -291,7 +291,7 @@ static void test_refuse_corrupt(void **state)
 {
 	(void)state;
 	refused(bad_magic, -EPROTO, "bad magic");
-	refused(bad_version, -EPROTO, "layout version 99, this build speaks 1");
+	refused(bad_version, -EPROTO, "layout version 99, this build speaks 2");
 	refused(bad_worker_size, -EPROTO, "structure sizes");
 	refused(bad_size, -EBADMSG, "header says");
 	refused(bad_table, -EBADMSG, "out of bounds");
@@ -322,6 +322,37 @@ static void test_attach_fd(void **state)
 	shm_segment_close(seg);
 }
 
+static void test_tenant_table(void **state)
+{
+	struct shm_segment *seg = create();
+	struct shm_tenant *t = shm_worker_tenants(seg, 1), *a, *b, *star = NULL;
+	char name[32];
+
+	(void)state;
+	assert_non_null(t);
+	assert_null(shm_worker_tenants(seg, 3));
+	assert_ptr_not_equal(shm_worker_tenants(seg, 0), t);
+	a = shm_tenant_slot(t, "acme");
+	assert_string_equal(a->name, "acme");
+	a->failed++;
+	b = shm_tenant_slot(t, "globex");
+	assert_ptr_not_equal(a, b);
+	assert_ptr_equal(shm_tenant_slot(t, "acme"), a);
+	/* Bounded: past 63 tenants, the last slot takes the rest. */
+	for (unsigned i = 0; i < 100; i++) {
+		struct shm_tenant *x;
+
+		snprintf(name, sizeof(name), "tenant-%u", i);
+		x = shm_tenant_slot(t, name);
+		if (!strcmp(x->name, "*"))
+			star = x;
+	}
+	assert_non_null(star);
+	assert_ptr_equal(star, &t[SHM_TENANT_SLOTS - 1]);
+	assert_ptr_equal(shm_tenant_slot(t, "acme"), a);
+	shm_segment_close(seg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -333,6 +364,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_open_missing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refuse_corrupt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_attach_fd, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tenant_table, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

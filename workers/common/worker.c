@@ -236,8 +236,15 @@ static int run_records(struct worker *w)
 		return EXIT_SYSTEM;
 	}
 	while (!worker_stop) {
-		const struct ring_rec *rec = ring_read(in);
+		const struct ring_rec *rec;
 		int r;
+
+		if (worker_reload) {
+			worker_reload = 0;
+			if (w->ops->reload)
+				w->ops->reload(w);
+		}
+		rec = ring_read(in);
 
 		if (!rec) {
 			if (errno == EBADMSG) {

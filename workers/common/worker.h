@@ -42,6 +42,8 @@ struct stage_ops {
 	int (*handle)(struct worker *w, const struct ring_rec *rec, const char **reason);
 	/* Stages that are not record-driven (ingest, produce) bring their own loop. */
 	int (*run)(struct worker *w);
+	/* On SIGHUP, between records: take up what changed (keys, ...). */
+	void (*reload)(struct worker *w);
 	/* Once, at exit (clean or not). */
 	void (*fini)(struct worker *w);
 };

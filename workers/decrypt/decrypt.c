@@ -23,6 +23,7 @@
 
 struct decrypt {
 	struct keyring *keys;
+	struct shm_tenant *tenants; /* this worker's per-tenant counts */
 	char why[320];
 };
 
@@ -33,6 +34,7 @@ static int decrypt_init(struct worker *w)
 	if (!d)
 		return -ENOMEM;
 	w->ctx = d;
+	d->tenants = shm_worker_tenants(w->seg, w->index);
 	if (!w->cfg.keyring[0]) {
 		log_warning("no [decrypt] keyring: messages pass through undecrypted");
 		return 0;
@@ -50,6 +52,15 @@ static void decrypt_fini(struct worker *w)
 	keyring_free(d->keys);
 	free(d);
 	w->ctx = NULL;
+}
+
+/* SIGHUP: forget every key (wiped); the next lookups read the key ring again. */
+static void decrypt_reload(struct worker *w)
+{
+	struct decrypt *d = w->ctx;
+
+	keyring_flush(d->keys);
+	log_info("key ring flushed: keys are read again on use");
 }
 
 /* The tenant: the configured attribute, else the envelope's own field; both must agree. */
@@ -79,7 +90,8 @@ static int tenant_of(struct worker *w, const struct msg_source_view *m, const st
 	return 0;
 }
 
-static int decrypt_handle(struct worker *w, const struct ring_rec *rec, const char **reason)
+static int decrypt_open(struct worker *w, const struct ring_rec *rec, const char **reason,
+			char *tenant_out, size_t tlen)
 {
 	struct decrypt *d = w->ctx;
 	struct msg_source_view m, o;
@@ -106,6 +118,7 @@ static int decrypt_handle(struct worker *w, const struct ring_rec *rec, const ch
 	r = tenant_of(w, &m, &e, tenant, sizeof(tenant));
 	if (r < 0)
 		goto out;
+	snprintf(tenant_out, tlen, "%s", tenant);
 	r = keyring_lookup(d->keys, tenant, e.key_version, &key, why, sizeof(why));
 	if (r < 0) {
 		snprintf(d->why, sizeof(d->why), "decrypt: %.250s", why);
@@ -124,8 +137,8 @@ static int decrypt_handle(struct worker *w, const struct ring_rec *rec, const ch
 	msg_source_encode(p, size, &o);
 	n = envelope_decrypt(&e, key, p + size - o.body.len, o.body.len, why, sizeof(why));
 	if (n < 0) {
-		snprintf(d->why, sizeof(d->why), "decrypt: %.120s (tenant '%.64s', key version %u)", why,
-			 tenant, e.key_version);
+		snprintf(d->why, sizeof(d->why), "decrypt: %.120s (tenant '%.64s', key version %u)",
+			 why, tenant, e.key_version);
 		r = (int)n;
 		goto out;
 	}
@@ -135,10 +148,31 @@ out:
 	return r;
 }
 
+/* Open one message and count it for its tenant (when it names one). */
+static int decrypt_handle(struct worker *w, const struct ring_rec *rec, const char **reason)
+{
+	struct decrypt *d = w->ctx;
+	char tenant[ENVELOPE_TENANT_MAX] = "";
+	struct msg_source_view m;
+	struct msg_bytes a;
+	struct shm_tenant *t;
+	int r = decrypt_open(w, rec, reason, tenant, sizeof(tenant));
+
+	if (r == -ECANCELED || !d->tenants)
+		return r;
+	if (!tenant[0] && msg_source_decode(rec->data, rec->len, &m) == 0 &&
+	    msg_kv_find(m.attrs, w->cfg.tenant_attribute, &a) > 0)
+		snprintf(tenant, sizeof(tenant), "%.*s", (int)a.len, (const char *)a.p);
+	t = shm_tenant_slot(d->tenants, tenant[0] ? tenant : "?");
+	__atomic_fetch_add(r < 0 ? &t->failed : &t->ok, 1, __ATOMIC_RELAXED);
+	return r;
+}
+
 static const struct stage_ops decrypt_ops = {
 	.name = "decrypt",
 	.init = decrypt_init,
 	.handle = decrypt_handle,
+	.reload = decrypt_reload,
 	.fini = decrypt_fini,
 };
 
