@@ -1,0 +1,408 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Process test of common/aws against a real moto_server (started here on a
+ * free loopback port, killed in teardown): CreateKey and Encrypt through
+ * aws_json_call(), aws_kms_decrypt() gives the bytes back, a corrupted blob
+ * gets KMS's InvalidCiphertextException; an SQS call speaks json-1.0; and,
+ * with INITIAL_NO_AUTH_ACTION_COUNT, signatures are really checked: a wrong
+ * secret is refused.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "common/aws.h"
+
+/* Unchecked requests of the signature test: CreateUser, PutUserPolicy, CreateAccessKey. */
+#define NO_AUTH_COUNT 3
+
+struct moto {
+	pid_t pid;
+	int port;
+	char endpoint[64];
+};
+
+static int free_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port;
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	port = ntohs(a.sin_port);
+	close(fd);
+	return port;
+}
+
+static int can_connect(int port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons((uint16_t)port),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), ok;
+
+	assert_true(fd >= 0);
+	ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+	close(fd);
+	return ok;
+}
+
+/* Start moto_server in its own process group; wait (bounded) until it accepts connections. */
+static struct moto *moto_start(void **state, const char *no_auth_count)
+{
+	struct moto *m = calloc(1, sizeof(*m));
+	char port[16];
+	int status;
+
+	assert_non_null(m);
+	m->port = free_port();
+	snprintf(port, sizeof(port), "%d", m->port);
+	snprintf(m->endpoint, sizeof(m->endpoint), "http://127.0.0.1:%d", m->port);
+	m->pid = fork();
+	assert_true(m->pid >= 0);
+	if (m->pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+
+		setpgid(0, 0);
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 1);
+			if (!getenv("TEST_AWS_VERBOSE"))
+				dup2(null, 2);
+		}
+		if (no_auth_count)
+			setenv("INITIAL_NO_AUTH_ACTION_COUNT", no_auth_count, 1);
+		execlp("moto_server", "moto_server", "-H", "127.0.0.1", "-p", port, (char *)NULL);
+		fprintf(stderr, "cannot run moto_server: %s\n", strerror(errno));
+		_exit(127);
+	}
+	setpgid(m->pid, m->pid); /* also here: no race with the child's own call */
+	*state = m;		 /* teardown kills it, even if it never listens */
+	for (int i = 0; i < 600 && !can_connect(m->port); i++) {
+		struct timespec ts = {0, 50 * 1000 * 1000};
+
+		if (waitpid(m->pid, &status, WNOHANG) == m->pid)
+			fail_msg("moto_server exited (status 0x%x) before listening on %d", status,
+				 m->port);
+		nanosleep(&ts, NULL);
+	}
+	if (!can_connect(m->port))
+		fail_msg("moto_server did not listen on port %d within 30 s", m->port);
+	return m;
+}
+
+static void moto_stop(struct moto *m)
+{
+	int status;
+
+	if (!m)
+		return;
+	kill(-m->pid, SIGTERM);
+	for (int i = 0; i < 100; i++) {
+		struct timespec ts = {0, 50 * 1000 * 1000};
+
+		if (waitpid(m->pid, &status, WNOHANG) == m->pid) {
+			m->pid = 0;
+			break;
+		}
+		nanosleep(&ts, NULL);
+	}
+	if (m->pid) {
+		kill(-m->pid, SIGKILL);
+		waitpid(m->pid, &status, 0);
+	}
+	free(m);
+}
+
+static int setup(void **state)
+{
+	alarm(120); /* a hang fails the test instead of blocking it */
+	unsetenv("AWS_PROFILE");
+	unsetenv("AWS_SESSION_TOKEN");
+	setenv("AWS_ACCESS_KEY_ID", "test", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "test", 1);
+	*state = NULL;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	moto_stop(*state);
+	alarm(0);
+	return 0;
+}
+
+static struct aws_client *client_for(const struct moto *m, const char *key, const char *secret)
+{
+	struct aws_creds c;
+	char err[512];
+	struct aws_client *cl;
+
+	if (key) {
+		memset(&c, 0, sizeof(c));
+		snprintf(c.access_key, sizeof(c.access_key), "%s", key);
+		snprintf(c.secret_key, sizeof(c.secret_key), "%s", secret);
+	} else {
+		assert_int_equal(aws_creds_load(&c, NULL, err, sizeof(err)), 0);
+	}
+	cl = aws_client_new("us-east-1", m->endpoint, &c);
+	assert_non_null(cl);
+	return cl;
+}
+
+/* A string member of a JSON body, at path a (then b when not NULL); malloc'd. */
+static char *json_str(const char *body, const char *a, const char *b)
+{
+	cJSON *j = cJSON_Parse(body);
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, a);
+	char *ret;
+
+	if (b)
+		v = cJSON_GetObjectItemCaseSensitive(v, b);
+	assert_true(cJSON_IsString(v));
+	ret = strdup(v->valuestring);
+	cJSON_Delete(j);
+	return ret;
+}
+
+static char *create_key(struct aws_client *cl, long *status, char *err, size_t errlen, int *ret)
+{
+	char *body = NULL, *id;
+
+	*ret = aws_json_call(cl, "kms", "TrentService.CreateKey",
+			     "{\"Description\":\"ferry test-aws-kms\"}", &body, status, err,
+			     errlen);
+	if (*ret < 0)
+		return NULL;
+	id = json_str(body, "KeyMetadata", "KeyId");
+	free(body);
+	return id;
+}
+
+static void test_kms_roundtrip(void **state)
+{
+	struct moto *m = moto_start(state, NULL);
+	struct aws_client *cl;
+	unsigned char plain[32], got[64], blob[AWS_KMS_BLOB_MAX];
+	char b64[64], err[512] = "", *body = NULL, *id, *req, *cblob;
+	size_t got_len = 0, blob_len;
+	long status = 0;
+	int ret, n;
+
+	cl = client_for(m, NULL, NULL);
+	id = create_key(cl, &status, err, sizeof(err), &ret);
+	assert_int_equal(ret, 0);
+	assert_int_equal(status, 200);
+	assert_non_null(id);
+
+	assert_int_equal(RAND_bytes(plain, sizeof(plain)), 1);
+	EVP_EncodeBlock((unsigned char *)b64, plain, sizeof(plain));
+	assert_true(asprintf(&req, "{\"KeyId\":\"%s\",\"Plaintext\":\"%s\"}", id, b64) > 0);
+	ret = aws_json_call(cl, "kms", "TrentService.Encrypt", req, &body, &status, err,
+			    sizeof(err));
+	assert_int_equal(ret, 0);
+	free(req);
+	cblob = json_str(body, "CiphertextBlob", NULL);
+	free(body);
+	n = EVP_DecodeBlock(blob, (unsigned char *)cblob, (int)strlen(cblob));
+	assert_true(n > 0);
+	blob_len =
+		(size_t)n - (cblob[strlen(cblob) - 1] == '=') - (cblob[strlen(cblob) - 2] == '=');
+	free(cblob);
+
+	/* Decrypt: the same 32 bytes, with or without the key id. */
+	assert_int_equal(aws_kms_decrypt(cl, blob, blob_len, NULL, got, sizeof(got), &got_len, err,
+					 sizeof(err)),
+			 0);
+	assert_int_equal(got_len, sizeof(plain));
+	assert_memory_equal(got, plain, sizeof(plain));
+	memset(got, 0, sizeof(got));
+	assert_int_equal(aws_kms_decrypt(cl, blob, blob_len, id, got, sizeof(got), &got_len, err,
+					 sizeof(err)),
+			 0);
+	assert_memory_equal(got, plain, sizeof(plain));
+	/* A buffer too small: refused, nothing written. */
+	memset(got, 0xee, sizeof(got));
+	assert_int_equal(
+		aws_kms_decrypt(cl, blob, blob_len, NULL, got, 16, &got_len, err, sizeof(err)),
+		-EMSGSIZE);
+	assert_non_null(strstr(err, "plaintext is 32 bytes, the buffer holds 16"));
+	assert_int_equal(got[0], 0xee);
+
+	/* A corrupted blob: KMS's error, a negative return. */
+	blob[blob_len - 1] ^= 0x5a;
+	err[0] = 0;
+	ret = aws_kms_decrypt(cl, blob, blob_len, NULL, got, sizeof(got), &got_len, err,
+			      sizeof(err));
+	assert_true(ret < 0);
+	assert_int_equal(ret, -EIO);
+	assert_non_null(strstr(err, "kms: InvalidCiphertextException"));
+	assert_non_null(strstr(err, "(HTTP 400)"));
+
+	/* Another KMS error, with its message. */
+	ret = aws_json_call(cl, "kms", "TrentService.DescribeKey",
+			    "{\"KeyId\":\"00000000-0000-0000-0000-000000000000\"}", &body, &status,
+			    err, sizeof(err));
+	assert_int_equal(ret, -EIO);
+	assert_null(body);
+	assert_true(status >= 400 && status < 500);
+	assert_non_null(strstr(err, "kms: NotFoundException: "));
+
+	/* SQS speaks json-1.0 through the same path. */
+	ret = aws_json_call(cl, "sqs", "AmazonSQS.CreateQueue", "{\"QueueName\":\"ferry-test\"}",
+			    &body, &status, err, sizeof(err));
+	assert_int_equal(ret, 0);
+	assert_non_null(strstr(body, "ferry-test"));
+	free(body);
+
+	free(id);
+	aws_client_free(cl);
+}
+
+/* An IAM Query call (form body, XML answer) signed with our SigV4; the response in out. */
+static long iam_call(const struct moto *m, const char *form, char *out, size_t cap)
+{
+	struct aws_creds c = {.access_key = "test", .secret_key = "test"};
+	char date[AWS_AMZ_DATE_LEN + 1], host[64], auth[AWS_AUTHORIZATION_MAX], line[700];
+	const char *h[] = {"Content-Type: application/x-www-form-urlencoded; charset=utf-8", NULL};
+	struct curl_slist *hl = NULL;
+	FILE *mem = fmemopen(out, cap, "w");
+	CURL *e = curl_easy_init();
+	long status = 0;
+
+	assert_non_null(mem);
+	assert_non_null(e);
+	snprintf(host, sizeof(host), "127.0.0.1:%d", m->port);
+	aws_amz_date((uint64_t)time(NULL) * 1000000000ull, date);
+	assert_int_equal(aws_sigv4_sign(&c, "us-east-1", "iam", "POST", host, "/", NULL, h, form,
+					strlen(form), date, auth, sizeof(auth)),
+			 0);
+	hl = curl_slist_append(hl, h[0]);
+	snprintf(line, sizeof(line), "Host: %s", host);
+	hl = curl_slist_append(hl, line);
+	snprintf(line, sizeof(line), "X-Amz-Date: %s", date);
+	hl = curl_slist_append(hl, line);
+	snprintf(line, sizeof(line), "Authorization: %s", auth);
+	hl = curl_slist_append(hl, line);
+	curl_easy_setopt(e, CURLOPT_URL, m->endpoint);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, hl);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDS, form);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, mem);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT, 30L);
+	assert_int_equal(curl_easy_perform(e), CURLE_OK);
+	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+	fclose(mem);
+	out[cap - 1] = 0;
+	curl_slist_free_all(hl);
+	curl_easy_cleanup(e);
+	return status;
+}
+
+static void xml_value(const char *xml, const char *tag, char *out, size_t cap)
+{
+	char open[64], close[64];
+	const char *a, *b;
+
+	snprintf(open, sizeof(open), "<%s>", tag);
+	snprintf(close, sizeof(close), "</%s>", tag);
+	a = strstr(xml, open);
+	assert_non_null(a);
+	a += strlen(open);
+	b = strstr(a, close);
+	assert_non_null(b);
+	assert_true((size_t)(b - a) < cap);
+	snprintf(out, cap, "%.*s", (int)(b - a), a);
+}
+
+static void test_signature_checked(void **state)
+{
+	char count[8], xml[8192], akid[128], secret[128], wrong[128], err[512] = "", *id;
+	struct aws_client *cl;
+	struct moto *m;
+	long status = 0;
+	int ret;
+
+	snprintf(count, sizeof(count), "%d", NO_AUTH_COUNT);
+	m = moto_start(state, count);
+	/* The NO_AUTH_COUNT unchecked requests: a user allowed kms:*, and its access key. */
+	assert_int_equal(iam_call(m, "Action=CreateUser&Version=2010-05-08&UserName=ferry", xml,
+				  sizeof(xml)),
+			 200);
+	assert_int_equal(
+		iam_call(m,
+			 "Action=PutUserPolicy&Version=2010-05-08&UserName=ferry&PolicyName=kms"
+			 "&PolicyDocument=%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A"
+			 "%5B%7B%22Effect%22%3A%22Allow%22%2C%22Action%22%3A%22kms%3A*%22%2C%22"
+			 "Resource%22%3A%22*%22%7D%5D%7D",
+			 xml, sizeof(xml)),
+		200);
+	assert_int_equal(iam_call(m, "Action=CreateAccessKey&Version=2010-05-08&UserName=ferry",
+				  xml, sizeof(xml)),
+			 200);
+	xml_value(xml, "AccessKeyId", akid, sizeof(akid));
+	xml_value(xml, "SecretAccessKey", secret, sizeof(secret));
+
+	/* From now on moto checks: the right secret passes... */
+	cl = client_for(m, akid, secret);
+	id = create_key(cl, &status, err, sizeof(err), &ret);
+	assert_int_equal(ret, 0);
+	assert_non_null(id);
+	free(id);
+	aws_client_free(cl);
+
+	/* ...a wrong one is refused, and the message says why without the secret. */
+	snprintf(wrong, sizeof(wrong), "%s", secret);
+	wrong[0] = wrong[0] == 'A' ? 'B' : 'A';
+	cl = client_for(m, akid, wrong);
+	id = create_key(cl, &status, err, sizeof(err), &ret);
+	assert_null(id);
+	assert_int_equal(ret, -EACCES);
+	assert_int_equal(status, 403);
+	assert_non_null(strstr(err, "SignatureDoesNotMatch"));
+	assert_null(strstr(err, wrong));
+	assert_null(strstr(err, secret));
+	aws_client_free(cl);
+
+	/* An access key moto does not know. */
+	cl = client_for(m, "AKIDUNKNOWN", secret);
+	id = create_key(cl, &status, err, sizeof(err), &ret);
+	assert_null(id);
+	assert_int_equal(ret, -EACCES);
+	assert_non_null(strstr(err, "InvalidClientTokenId"));
+	aws_client_free(cl);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_kms_roundtrip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_signature_checked, setup, teardown),
+	};
+	int ret;
+
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	ret = cmocka_run_group_tests(tests, NULL, NULL);
+	curl_global_cleanup();
+	return ret;
+}
