@@ -38,6 +38,10 @@ enum config_key {
 	KEY_REPLAY_RATE,
 	KEY_KEYRING,
 	KEY_TENANT_ATTRIBUTE,
+	KEY_KMS_REGION,
+	KEY_KMS_ENDPOINT,
+	KEY_AWS_PROFILE,
+	KEY_KEY_CACHE_TTL,
 	KEY_TOPIC,
 	KEY_DEAD_LETTER_TOPIC,
 	KEY_FLUSH_TIMEOUT,
@@ -103,6 +107,15 @@ static const struct config_key_def config_keys[KEY_COUNT] = {
 	[KEY_TENANT_ATTRIBUTE] = {"decrypt", "tenant_attribute", KIND_TOPIC,
 				  FIELD(tenant_attribute), 1, 127,
 				  "want a name of 1 to 127 characters of A-Z a-z 0-9 . _ -"},
+	[KEY_KMS_REGION] = {"decrypt", "kms_region", KIND_TOPIC, FIELD(kms_region), 0, 63,
+			    "want an AWS region such as eu-west-1"},
+	[KEY_KMS_ENDPOINT] = {"decrypt", "kms_endpoint", KIND_PATH, FIELD(kms_endpoint), 0, 0,
+			      "want a URL such as http://127.0.0.1:5000 (empty: AWS's own)"},
+	[KEY_AWS_PROFILE] = {"decrypt", "aws_profile", KIND_PATH, FIELD(aws_profile), 0, 0,
+			     "want a profile name of the shared AWS files"},
+	[KEY_KEY_CACHE_TTL] = {"decrypt", "key_cache_ttl", KIND_DURATION, FIELD(key_cache_ttl_ms),
+			       1000, CONFIG_DURATION_MAX_MS,
+			       "want a duration from 1s to 24h " DURATION_FORMS},
 	[KEY_TOPIC] = {"produce", "topic", KIND_TOPIC, FIELD(topic), 1, 249,
 		       "want a Kafka topic name: 1 to 249 characters of A-Z a-z 0-9 . _ -, "
 		       "not '.' or '..'"},
@@ -280,6 +293,7 @@ void config_defaults(struct ferry_config *cfg)
 	cfg->restart_delay_max_ms = 30 * 1000;
 	strcpy(cfg->topic, "ferry.events");
 	strcpy(cfg->tenant_attribute, "tenant");
+	cfg->key_cache_ttl_ms = 5 * 60 * 1000;
 	strcpy(cfg->dead_letter_topic, "ferry.dead-letters");
 	cfg->flush_timeout_ms = 30 * 1000;
 	if (config_default_socket(cfg->instance, cfg->control_socket, sizeof(cfg->control_socket)))

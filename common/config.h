@@ -63,6 +63,10 @@ struct ferry_config {
 	/* [decrypt] */
 	char keyring[PATH_MAX]; /* <keyring>/<tenant>/<version>.key; "" = no keys: pass through */
 	char tenant_attribute[128]; /* the source attribute naming the tenant, default "tenant" */
+	char kms_region[64];	    /* KMS for .wrapped keys; "" = none */
+	char kms_endpoint[256];	    /* "" = https://kms.<region>.amazonaws.com */
+	char aws_profile[128];	    /* "" = $AWS_PROFILE, else "default" */
+	uint64_t key_cache_ttl_ms;  /* unwrapped keys are unwrapped again after this, default 5m */
 
 	/* [produce] */
 	char topic[CONFIG_STR_MAX];		/* default "ferry.events" */

@@ -2,5 +2,6 @@
 add_executable(ferry-envelope ${CMAKE_CURRENT_LIST_DIR}/tools/envelope.c)
 target_link_libraries(ferry-envelope PRIVATE ferry_envelope)
 
-ferry_test(test-envelope ${CMAKE_CURRENT_LIST_DIR}/unit/test-envelope.c ferry_envelope)
+ferry_test(test-envelope ${CMAKE_CURRENT_LIST_DIR}/unit/test-envelope.c ferry_envelope ferry_aws
+           ferry_log)
 target_sources(test-envelope PRIVATE ${CMAKE_SOURCE_DIR}/workers/decrypt/keyring.c)

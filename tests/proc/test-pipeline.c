@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -33,10 +34,14 @@
 
 #include <cjson/cJSON.h>
 #include <cmocka.h>
+#include <curl/curl.h>
+#include <openssl/evp.h>
 
+#include "common/aws.h"
 #include "common/envelope.h"
 #include "common/time.h"
 #include "shm/segment.h"
+#include "tests/proc/moto.h"
 
 #if !defined(FERRYD_PATH) || !defined(FERRYCTL_PATH) || !defined(KAFKA_MOCK_PATH) ||               \
 	!defined(KAFKA_DUMP_PATH)
@@ -54,6 +59,7 @@ struct env {
 	char notify_path[108];
 	char seen[16384]; /* every notification so far, one per line */
 	struct shm_segment *seg;
+	void *moto; /* a moto_server, when a test started one */
 };
 
 static struct env E;
@@ -389,6 +395,7 @@ static int teardown(void **state)
 		kill(E.mock, SIGTERM);
 		waitpid(E.mock, NULL, 0);
 	}
+	moto_stop(E.moto);
 	shm_segment_close(E.seg);
 	shm_segment_unlink(E.instance);
 	close(E.notify);
@@ -881,6 +888,128 @@ static void test_decrypt(void **state)
 	ferryd_stop();
 }
 
+/* One KMS call against moto; returns the string member name of the answer (free it). */
+static char *kms(struct aws_client *cl, const char *target, const char *body, const char *a,
+		 const char *b)
+{
+	char err[512] = "", *out = NULL, *ret;
+	long status = 0;
+	cJSON *j, *v;
+
+	if (aws_json_call(cl, "kms", target, body, &out, &status, err, sizeof(err)) < 0)
+		fail_msg("%s: %s", target, err);
+	j = cJSON_Parse(out);
+	v = cJSON_GetObjectItemCaseSensitive(j, a);
+	if (b)
+		v = cJSON_GetObjectItemCaseSensitive(v, b);
+	assert_true(cJSON_IsString(v));
+	ret = strdup(v->valuestring);
+	cJSON_Delete(j);
+	free(out);
+	return ret;
+}
+
+static void write_file(const char *path, const char *content)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	fputs(content, f);
+	fclose(f);
+	assert_int_equal(chmod(path, 0600), 0);
+}
+
+#define KMS_N 1000u
+
+/*
+ * Data keys wrapped by KMS (a real moto_server): tenants t00-t03 have their
+ * key as <tenant>/1.wrapped, unwrapped through KMS Decrypt with SigV4; t04's
+ * wrapped key is corrupt, so KMS refuses it and its messages (only) become
+ * dead letters with KMS's reason.
+ */
+static void test_decrypt_kms(void **state)
+{
+	static unsigned counts[KMS_N + 1];
+	struct aws_creds creds = {0};
+	struct aws_client *cl;
+	struct moto *m;
+	char ring[128], prod[128], replay[128], path[320], cmd[512], *line = NULL, *key_id;
+	unsigned dead = 0;
+	uint64_t all = KMS_N;
+	size_t cap = 0;
+	FILE *f, *p;
+
+	(void)state;
+	memset(counts, 0, sizeof(counts));
+	m = moto_start(&E.moto, NULL);
+	setenv("AWS_ACCESS_KEY_ID", "ferrytest", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "ferrytestsecret", 1);
+	unsetenv("AWS_PROFILE");
+	snprintf(creds.access_key, sizeof(creds.access_key), "ferrytest");
+	snprintf(creds.secret_key, sizeof(creds.secret_key), "ferrytestsecret");
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	cl = aws_client_new("us-east-1", m->endpoint, &creds);
+	assert_non_null(cl);
+	key_id = kms(cl, "TrentService.CreateKey", "{\"Description\":\"ferry tenants\"}",
+		     "KeyMetadata", "KeyId");
+	snprintf(ring, sizeof(ring), "%s/keys", E.dir);
+	snprintf(prod, sizeof(prod), "%s/producer-keys", E.dir);
+	snprintf(replay, sizeof(replay), "%s/replay.jsonl", E.dir);
+	for (unsigned t = 0; t < 5; t++) {
+		unsigned char plain[ENVELOPE_KEY_LEN];
+		char plain64[64], body[512], *blob;
+
+		/* The producer holds the data key; ferry only its KMS-wrapped form. */
+		for (unsigned i = 0; i < sizeof(plain); i++)
+			plain[i] = (unsigned char)(rand() ^ (int)(t * 31 + i));
+		EVP_EncodeBlock((unsigned char *)plain64, plain, sizeof(plain));
+		snprintf(body, sizeof(body), "{\"KeyId\":\"%s\",\"Plaintext\":\"%s\"}", key_id,
+			 plain64);
+		blob = kms(cl, "TrentService.Encrypt", body, "CiphertextBlob", NULL);
+		if (t == 4)
+			blob[10] = blob[10] == 'A' ? 'B' : 'A'; /* corrupt: KMS must refuse it */
+		sh("mkdir -p -m 0700 %s/t%02u %s/t%02u", ring, t, prod, t);
+		snprintf(path, sizeof(path), "%s/t%02u/1.wrapped", ring, t);
+		write_file(path, blob);
+		snprintf(path, sizeof(path), "%s/t%02u/1.key", prod, t);
+		strcat(plain64, "\n");
+		write_file(path, plain64);
+		free(blob);
+	}
+	free(key_id);
+	aws_client_free(cl);
+	conf_write(0, 0, NULL);
+	sh("%s replay %s %u 5 > %s", ENVELOPE_PATH, prod, KMS_N, replay);
+	f = fopen(E.conf, "a");
+	assert_non_null(f);
+	fprintf(f, "[decrypt]\nkeyring = %s\nkms_region = us-east-1\nkms_endpoint = %s\n", ring,
+		m->endpoint);
+	fclose(f);
+
+	ferryd_start(NULL, NULL);
+	assert_true(wait_until(acked_at_least, &all, 60000));
+	assert_int_equal(dump("ferry.events", counts, KMS_N, NULL, 0), KMS_N / 5 * 4);
+	for (unsigned q = 1; q <= KMS_N; q++)
+		assert_int_equal(counts[q], (q - 1) % 5 == 4 ? 0 : 1);
+	snprintf(cmd, sizeof(cmd), "%s -b %s -t ferry.dead-letters --idle-ms 1500", KAFKA_DUMP_PATH,
+		 E.bootstrap);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	while (getline(&line, &cap, p) > 0) {
+		/* moto answers a corrupt blob with InvalidCiphertext or AccessDenied. */
+		if (!strstr(line, "KMS refused the data key of tenant 't04' version 1: kms: "))
+			fail_msg("dead letter: %s", line);
+		dead++;
+	}
+	free(line);
+	assert_int_equal(pclose(p), 0);
+	assert_int_equal(dead, KMS_N / 5);
+	printf("# KMS-wrapped keys: %u messages of 4 tenants decrypted, %u of a tenant whose key "
+	       "KMS refused dead-lettered\n",
+	       KMS_N / 5 * 4, dead);
+	ferryd_stop();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -892,6 +1021,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_exec_failure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hung_stage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_decrypt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_decrypt_kms, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -780,7 +780,7 @@ static void test_reference_file(void **state)
 		len += strlen(copy);
 	}
 	fclose(fp);
-	assert_int_equal(keys, 17); /* every key of config.h */
+	assert_int_equal(keys, 21); /* every key of config.h */
 	load_ok(f, text);
 	free(text);
 	check_defaults(&f->cfg);

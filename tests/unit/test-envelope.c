@@ -184,7 +184,7 @@ static void test_keyring(void **state)
 	write_key("acme", 2, k2, 0400); /* rotation: two versions live at once */
 	write_key("loose", 1, k1, 0644);
 	write_key("short", 1, "MDEy\n", 0600);
-	k = keyring_new(ring);
+	k = keyring_new(ring, NULL, 0);
 	assert_non_null(k);
 	assert_int_equal(keyring_lookup(k, "acme", 1, &key, why, sizeof(why)), 0);
 	assert_memory_equal(key, KEY, ENVELOPE_KEY_LEN);
@@ -195,6 +195,19 @@ static void test_keyring(void **state)
 	lookup_fails(k, "loose", 1, -EACCES, "mode 0644): refused");
 	lookup_fails(k, "short", 1, -EINVAL, "not the base64 of 32 bytes");
 	lookup_fails(k, "../etc", 1, -EINVAL, "invalid tenant id");
+	/* A wrapped key without KMS configured. */
+	{
+		char path[256];
+		FILE *f;
+
+		snprintf(path, sizeof(path), "%s/acme/5.wrapped", ring);
+		f = fopen(path, "w");
+		assert_non_null(f);
+		fputs("AAAA\n", f);
+		fclose(f);
+		chmod(path, 0600);
+		lookup_fails(k, "acme", 5, -EACCES, "is KMS-wrapped, and no [decrypt] kms_region");
+	}
 	lookup_fails(k, "", 1, -EINVAL, "invalid tenant id");
 	/* A key that appears is found once the ring is flushed (SIGHUP). */
 	lookup_fails(k, "acme", 3, -ENOENT, "unknown key version 3");

@@ -14,10 +14,11 @@
 #include "common/log.h"
 #include "common/time.h"
 
-#define EXIT_USAGE  100
-#define EXIT_SYSTEM 111
-#define BATCH	    64
-#define WAIT_MS	    250 /* longest sleep between heartbeats */
+#define EXIT_USAGE     100
+#define EXIT_SYSTEM    111
+#define BATCH	       64
+#define WAIT_MS	       250 /* longest sleep between heartbeats */
+#define DL_LOG_PER_SEC 10  /* dead letters logged one by one per second */
 
 volatile sig_atomic_t worker_stop;
 volatile sig_atomic_t worker_reload;
@@ -90,9 +91,22 @@ int worker_dead_letter(struct worker *w, unsigned o, const struct ring_rec *rec,
 	snprintf(seq, sizeof(seq), "%llu", (unsigned long long)rec->seq);
 	snprintf(ten, sizeof(ten), "%.*s", (int)(tenant.len < 127 ? tenant.len : 127),
 		 (const char *)tenant.p);
-	log_fields(LOG_WARNING,
-		   (struct log_field[]){{"SEQ", seq}, {"TENANT", ten}, {"REASON", reason}}, 3,
-		   "dead letter: %s", reason);
+	/* A tenant with broken data must not flood the journal: a few lines a second. */
+	if (now_ns() - w->dl_window > 1000000000ull) {
+		if (w->dl_suppressed)
+			log_warning(
+				"%lu more dead letters in the last second (not logged one by one)",
+				w->dl_suppressed);
+		w->dl_window = now_ns();
+		w->dl_logged = 0;
+		w->dl_suppressed = 0;
+	}
+	if (w->dl_logged++ < DL_LOG_PER_SEC)
+		log_fields(LOG_WARNING,
+			   (struct log_field[]){{"SEQ", seq}, {"TENANT", ten}, {"REASON", reason}},
+			   3, "dead letter: %s", reason);
+	else
+		w->dl_suppressed++;
 	return worker_push(w, o, MSG_REC_DEAD, rec->seq, len);
 }
 

@@ -67,6 +67,11 @@ struct worker {
 	int pushed_for_current;	    /* outputs of the current input were pushed */
 	int have_mark;		    /* done_mark is valid */
 	struct ring_mark done_mark; /* input: end of the last record fully handled */
+
+	/* dead-letter logging, at most DL_LOG_PER_SEC lines a second */
+	uint64_t dl_window;
+	unsigned dl_logged;
+	unsigned long dl_suppressed;
 };
 
 /* Signals the loops look at (set by handlers; the only globals). */

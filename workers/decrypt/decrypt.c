@@ -16,6 +16,9 @@
 
 #include <openssl/crypto.h>
 
+#include <curl/curl.h>
+
+#include "common/aws.h"
 #include "common/envelope.h"
 #include "common/log.h"
 #include "workers/common/worker.h"
@@ -23,6 +26,7 @@
 
 struct decrypt {
 	struct keyring *keys;
+	struct aws_client *kms;
 	struct shm_tenant *tenants; /* this worker's per-tenant counts */
 	char why[320];
 };
@@ -39,7 +43,26 @@ static int decrypt_init(struct worker *w)
 		log_warning("no [decrypt] keyring: messages pass through undecrypted");
 		return 0;
 	}
-	d->keys = keyring_new(w->cfg.keyring);
+	if (w->cfg.kms_region[0]) {
+		struct aws_creds creds;
+		char err[512];
+		int r;
+
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		r = aws_creds_load(&creds, w->cfg.aws_profile[0] ? w->cfg.aws_profile : NULL, err,
+				   sizeof(err));
+		if (r < 0) {
+			log_err("KMS: no AWS credentials: %s", err);
+			return r;
+		}
+		d->kms =
+			aws_client_new(w->cfg.kms_region,
+				       w->cfg.kms_endpoint[0] ? w->cfg.kms_endpoint : NULL, &creds);
+		OPENSSL_cleanse(&creds, sizeof(creds));
+		if (!d->kms)
+			return -errno ? -errno : -ENOMEM;
+	}
+	d->keys = keyring_new(w->cfg.keyring, d->kms, w->cfg.key_cache_ttl_ms * 1000000ull);
 	return d->keys ? 0 : -errno;
 }
 
@@ -50,6 +73,7 @@ static void decrypt_fini(struct worker *w)
 	if (!d)
 		return;
 	keyring_free(d->keys);
+	aws_client_free(d->kms);
 	free(d);
 	w->ctx = NULL;
 }

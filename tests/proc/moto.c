@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: MIT */
+#include "tests/proc/moto.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+static int free_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port;
+
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	port = ntohs(a.sin_port);
+	close(fd);
+	return port;
+}
+
+static int can_connect(int port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons((uint16_t)port),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), ok;
+
+	assert_true(fd >= 0);
+	ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+	close(fd);
+	return ok;
+}
+
+/* Start moto_server in its own process group; wait (bounded) until it accepts connections. */
+struct moto *moto_start(void **state, const char *no_auth_count)
+{
+	struct moto *m = calloc(1, sizeof(*m));
+	char port[16];
+	int status;
+
+	assert_non_null(m);
+	m->port = free_port();
+	snprintf(port, sizeof(port), "%d", m->port);
+	snprintf(m->endpoint, sizeof(m->endpoint), "http://127.0.0.1:%d", m->port);
+	m->pid = fork();
+	assert_true(m->pid >= 0);
+	if (m->pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+
+		setpgid(0, 0);
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 1);
+			if (!getenv("TEST_AWS_VERBOSE"))
+				dup2(null, 2);
+		}
+		if (no_auth_count)
+			setenv("INITIAL_NO_AUTH_ACTION_COUNT", no_auth_count, 1);
+		execlp("moto_server", "moto_server", "-H", "127.0.0.1", "-p", port, (char *)NULL);
+		fprintf(stderr, "cannot run moto_server: %s\n", strerror(errno));
+		_exit(127);
+	}
+	setpgid(m->pid, m->pid); /* also here: no race with the child's own call */
+	*state = m;		 /* teardown kills it, even if it never listens */
+	for (int i = 0; i < 600 && !can_connect(m->port); i++) {
+		struct timespec ts = {0, 50 * 1000 * 1000};
+
+		if (waitpid(m->pid, &status, WNOHANG) == m->pid)
+			fail_msg("moto_server exited (status 0x%x) before listening on %d", status,
+				 m->port);
+		nanosleep(&ts, NULL);
+	}
+	if (!can_connect(m->port))
+		fail_msg("moto_server did not listen on port %d within 30 s", m->port);
+	return m;
+}
+
+void moto_stop(struct moto *m)
+{
+	int status;
+
+	if (!m)
+		return;
+	kill(-m->pid, SIGTERM);
+	for (int i = 0; i < 100; i++) {
+		struct timespec ts = {0, 50 * 1000 * 1000};
+
+		if (waitpid(m->pid, &status, WNOHANG) == m->pid) {
+			m->pid = 0;
+			break;
+		}
+		nanosleep(&ts, NULL);
+	}
+	if (m->pid) {
+		kill(-m->pid, SIGKILL);
+		waitpid(m->pid, &status, 0);
+	}
+	free(m);
+}
