@@ -24,13 +24,13 @@ int64_t envelope_b64_decode(const char *s, size_t len, unsigned char *out, size_
 		pad++;
 	if (len / 4 * 3 > cap || len > INT32_MAX)
 		return -EINVAL;
-	for (size_t i = 0; i < len - pad; i++) {
-		char c = s[i];
-
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		      c == '+' || c == '/'))
-			return -EINVAL;
-	}
+	/*
+	 * EVP_DecodeBlock refuses characters outside the alphabet, but trims
+	 * white space at both ends and takes '=' anywhere: check those here.
+	 */
+	if (len && (memchr(s, '=', len - pad) || s[0] == ' ' || s[0] == '\t' || s[0] == '\n' ||
+		    s[0] == '\r'))
+		return -EINVAL;
 	n = EVP_DecodeBlock(out, (const unsigned char *)s, (int)len);
 	if (n < 0)
 		return -EINVAL;
@@ -82,15 +82,164 @@ void envelope_free(struct envelope *e)
 	e->ct_len = e->aad_len = 0;
 }
 
+/*
+ * The fast path: one pass over an envelope as producers write it (a flat
+ * object of plain strings and whole numbers, no escapes, each key once).
+ * Anything else returns 1 and is left to the full JSON parser, which also
+ * words the errors. Returns 0 (e filled), 1 (use the parser) or -ENOMEM.
+ */
+struct span {
+	const char *p;
+	size_t len;
+};
+
+static const char *ws(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
+/* A string without escapes at p (after the quote). */
+static const char *plain_string(const char *p, const char *end, struct span *ret)
+{
+	const char *q = memchr(p, '"', (size_t)(end - p));
+
+	if (!q || memchr(p, '\\', (size_t)(q - p)))
+		return NULL;
+	for (const char *c = p; c < q; c++)
+		if ((unsigned char)*c < 0x20)
+			return NULL;
+	ret->p = p;
+	ret->len = (size_t)(q - p);
+	return q + 1;
+}
+
+static int b64_span(struct span s, unsigned char **ret, size_t *ret_len)
+{
+	int64_t n;
+
+	*ret = malloc(s.len / 4 * 3 + 1);
+	if (!*ret)
+		return -ENOMEM;
+	n = envelope_b64_decode(s.p, s.len, *ret, s.len / 4 * 3 + 1);
+	if (n < 0) {
+		free(*ret);
+		*ret = NULL;
+		return 1;
+	}
+	*ret_len = (size_t)n;
+	return 0;
+}
+
+static int parse_fast(const char *p, size_t len, struct envelope *e)
+{
+	const char *end = p + len;
+	struct span iv = {0}, ct = {0}, aad = {0}, tenant = {0};
+	int64_t v = -1, key = -1;
+	unsigned seen = 0;
+	unsigned char *ivb = NULL;
+	size_t ivlen = 0;
+	int r;
+
+	p = ws(p, end);
+	if (p == end || *p++ != '{')
+		return 1;
+	for (;;) {
+		struct span k, sv = {0};
+		int64_t num = -1;
+		unsigned bit;
+
+		p = ws(p, end);
+		if (p == end || *p++ != '"' || !(p = plain_string(p, end, &k)))
+			return 1;
+		p = ws(p, end);
+		if (p == end || *p++ != ':')
+			return 1;
+		p = ws(p, end);
+		if (p < end && *p == '"') {
+			if (!(p = plain_string(p + 1, end, &sv)))
+				return 1;
+		} else if (p < end && *p >= '0' && *p <= '9') {
+			num = 0;
+			while (p < end && *p >= '0' && *p <= '9' && num < (int64_t)1 << 40)
+				num = num * 10 + (*p++ - '0');
+			if (p < end &&
+			    (*p == '.' || *p == 'e' || *p == 'E' || (*p >= '0' && *p <= '9')))
+				return 1;
+		} else {
+			return 1;
+		}
+#define KEY_IS(s) (k.len == sizeof(s) - 1 && !memcmp(k.p, s, k.len))
+		if (KEY_IS("v") && num >= 0)
+			bit = 1, v = num;
+		else if (KEY_IS("key") && num >= 0)
+			bit = 2, key = num;
+		else if (KEY_IS("tenant") && sv.p)
+			bit = 4, tenant = sv;
+		else if (KEY_IS("iv") && sv.p)
+			bit = 8, iv = sv;
+		else if (KEY_IS("ct") && sv.p)
+			bit = 16, ct = sv;
+		else if (KEY_IS("aad") && sv.p)
+			bit = 32, aad = sv;
+		else
+			return 1; /* unknown key, or a value of another type */
+#undef KEY_IS
+		if (seen & bit)
+			return 1;
+		seen |= bit;
+		p = ws(p, end);
+		if (p < end && *p == ',') {
+			p++;
+			continue;
+		}
+		if (p < end && *p == '}')
+			break;
+		return 1;
+	}
+	if (ws(p + 1, end) != end || v != 1 || key < 0 || key > UINT32_MAX || !iv.p || !ct.p ||
+	    tenant.len >= ENVELOPE_TENANT_MAX)
+		return 1;
+	r = b64_span(iv, &ivb, &ivlen);
+	if (r)
+		return r;
+	if (ivlen != ENVELOPE_IV_LEN) {
+		free(ivb);
+		return 1;
+	}
+	memcpy(e->iv, ivb, ENVELOPE_IV_LEN);
+	free(ivb);
+	r = b64_span(ct, &e->ct, &e->ct_len);
+	if (!r && e->ct_len < ENVELOPE_TAG_LEN)
+		r = 1;
+	if (!r && aad.p)
+		r = b64_span(aad, &e->aad, &e->aad_len);
+	if (r) {
+		envelope_free(e);
+		return r;
+	}
+	memcpy(e->tenant, tenant.p, tenant.len);
+	e->tenant[tenant.len] = 0;
+	e->key_version = (uint32_t)key;
+	return 0;
+}
+
 int envelope_parse(const void *body, size_t len, struct envelope *e, char *why, size_t whylen)
 {
-	cJSON *j = cJSON_ParseWithLength(body, len);
+	cJSON *j;
 	const cJSON *v, *tenant, *key;
 	unsigned char *iv = NULL;
 	size_t iv_len = 0;
-	int r = -EBADMSG;
+	int r;
 
 	memset(e, 0, sizeof(*e));
+	r = parse_fast(body, len, e);
+	if (r <= 0)
+		return r;
+	memset(e, 0, sizeof(*e));
+	r = -EBADMSG;
+	j = cJSON_ParseWithLength(body, len);
 	if (!j || !cJSON_IsObject(j)) {
 		snprintf(why, whylen, "body is not a JSON object");
 		goto out;
@@ -143,6 +292,16 @@ out:
 	return r;
 }
 
+/* AES-256-GCM, fetched from the provider once rather than by name on every message. */
+static const EVP_CIPHER *gcm(void)
+{
+	static EVP_CIPHER *cipher;
+
+	if (!cipher)
+		cipher = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+	return cipher ? cipher : EVP_aes_256_gcm();
+}
+
 int64_t envelope_decrypt(const struct envelope *e, const unsigned char key[ENVELOPE_KEY_LEN],
 			 unsigned char *out, size_t cap, char *why, size_t whylen)
 {
@@ -157,7 +316,7 @@ int64_t envelope_decrypt(const struct envelope *e, const unsigned char key[ENVEL
 	c = EVP_CIPHER_CTX_new();
 	if (!c)
 		return -ENOMEM;
-	ok = EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL) &&
+	ok = EVP_DecryptInit_ex(c, gcm(), NULL, NULL, NULL) &&
 	     EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, ENVELOPE_IV_LEN, NULL) &&
 	     EVP_DecryptInit_ex(c, NULL, NULL, key, e->iv) &&
 	     (!e->aad_len || EVP_DecryptUpdate(c, NULL, &len, e->aad, (int)e->aad_len)) &&
