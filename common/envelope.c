@@ -239,7 +239,19 @@ int envelope_parse(const void *body, size_t len, struct envelope *e, char *why, 
 		return r;
 	memset(e, 0, sizeof(*e));
 	r = -EBADMSG;
-	j = cJSON_ParseWithLength(body, len);
+	{
+		const char *end = NULL;
+
+		j = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+		/* Nothing but white space may follow the object. */
+		while (j && end && end < (const char *)body + len &&
+		       (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t'))
+			end++;
+		if (j && end != (const char *)body + len) {
+			cJSON_Delete(j);
+			j = NULL;
+		}
+	}
 	if (!j || !cJSON_IsObject(j)) {
 		snprintf(why, whylen, "body is not a JSON object");
 		goto out;

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
 #include <cmocka.h>
 
 #include "common/envelope.h"
@@ -122,6 +123,49 @@ static void test_parse_errors(void **state)
 		    "bad base64 in \"aad\"");
 }
 
+/* The fast path and the full parser agree on every way of writing an envelope. */
+static void test_forms(void **state)
+{
+	static const char *forms[] = {
+		/* the producers' own form (fast path) */
+		"{\"v\":1,\"tenant\":\"acme\",\"key\":2,\"iv\":\"%s\",\"ct\":\"%s\"}",
+		/* other order, white space */
+		" {\n \"ct\" : \"%2$s\" , \"iv\":\"%1$s\", \"key\": 2, \"tenant\":\"acme\", "
+		"\"v\":1 }\n",
+		/* an unknown key, a number written as 1.0, an escaped tenant: the full parser */
+		"{\"v\":1,\"x\":[1],\"tenant\":\"acme\",\"key\":2,\"iv\":\"%s\",\"ct\":\"%s\"}",
+		"{\"v\":1.0,\"tenant\":\"acme\",\"key\":2,\"iv\":\"%s\",\"ct\":\"%s\"}",
+		"{\"v\":1,\"tenant\":\"ac\\u006de\",\"key\":2,\"iv\":\"%s\",\"ct\":\"%s\"}",
+	};
+	char *env = NULL, iv[64], ct[256], text[512], why[128];
+	unsigned char out[64];
+	cJSON *j;
+
+	(void)state;
+	assert_int_equal(envelope_seal("acme", 2, KEY, "hello", 5, NULL, 0, &env), 0);
+	j = cJSON_Parse(env);
+	snprintf(iv, sizeof(iv), "%s", cJSON_GetObjectItem(j, "iv")->valuestring);
+	snprintf(ct, sizeof(ct), "%s", cJSON_GetObjectItem(j, "ct")->valuestring);
+	cJSON_Delete(j);
+	free(env);
+	for (unsigned i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+		struct envelope e;
+
+		snprintf(text, sizeof(text), forms[i], iv, ct);
+		if (envelope_parse(text, strlen(text), &e, why, sizeof(why)) != 0)
+			fail_msg("form %u: %s: %s", i, text, why);
+		assert_string_equal(e.tenant, "acme");
+		assert_int_equal(e.key_version, 2);
+		assert_int_equal(envelope_decrypt(&e, KEY, out, sizeof(out), why, sizeof(why)), 5);
+		assert_memory_equal(out, "hello", 5);
+		envelope_free(&e);
+	}
+	/* Trailing garbage is not an envelope, on either path. */
+	snprintf(text, sizeof(text), forms[0], iv, ct);
+	strcat(text, "x");
+	parse_fails(text, "not a JSON object");
+}
+
 static void test_base64(void **state)
 {
 	unsigned char out[16];
@@ -228,6 +272,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tampered, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_parse_errors, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_forms, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_base64, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_keyring, setup, teardown),
 	};
