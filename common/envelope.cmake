@@ -1,8 +1,2 @@
-if(NOT TARGET PkgConfig::CJSON)
-  pkg_check_modules(CJSON REQUIRED IMPORTED_TARGET libcjson)
-endif()
-if(NOT TARGET PkgConfig::CRYPTO)
-  pkg_check_modules(CRYPTO REQUIRED IMPORTED_TARGET libcrypto)
-endif()
 add_library(ferry_envelope STATIC ${CMAKE_CURRENT_SOURCE_DIR}/envelope.c)
 target_link_libraries(ferry_envelope PUBLIC PkgConfig::CJSON PkgConfig::CRYPTO)

@@ -1,7 +1,4 @@
 # ferry_log: logging (journal or stderr) and sd_notify, shared by every ferry process.
-if(NOT TARGET PkgConfig::SYSTEMD)
-  pkg_check_modules(SYSTEMD REQUIRED IMPORTED_TARGET libsystemd)
-endif()
 add_library(ferry_log STATIC ${CMAKE_CURRENT_SOURCE_DIR}/log.c
                              ${CMAKE_CURRENT_SOURCE_DIR}/notify.c)
 target_link_libraries(ferry_log PUBLIC PkgConfig::SYSTEMD)

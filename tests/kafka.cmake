@@ -1,13 +1,6 @@
 # The Kafka that development and tests use: ferry-kafka-mock hosts librdkafka's mock cluster,
 # ferry-kafka-dump prints a topic. Both land where the tree puts executables
 # (CMAKE_RUNTIME_OUTPUT_DIRECTORY: ${CMAKE_BINARY_DIR}/bin); tests find them by $<TARGET_FILE>.
-# Other modules import the same packages: import each only once per directory.
-if(NOT TARGET PkgConfig::RDKAFKA)
-  pkg_check_modules(RDKAFKA REQUIRED IMPORTED_TARGET rdkafka)
-endif()
-if(NOT TARGET PkgConfig::CJSON)
-  pkg_check_modules(CJSON REQUIRED IMPORTED_TARGET libcjson)
-endif()
 
 add_executable(ferry-kafka-mock ${CMAKE_CURRENT_LIST_DIR}/tools/kafka-mock.c)
 target_link_libraries(ferry-kafka-mock PRIVATE PkgConfig::RDKAFKA)
