@@ -15,6 +15,7 @@
  * point (mid-copy, after push, between publishing `out` and committing
  * `in`, ...), so the narrow windows are hit for sure.
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -182,6 +183,16 @@ static pid_t spawn(void (*fn)(int), int fd)
 	return pid;
 }
 
+/* waitpid() that a SIGCHLD (our handler has no SA_RESTART) does not cut short. */
+static pid_t reap(pid_t pid, int *status, int flags)
+{
+	pid_t r;
+
+	while ((r = waitpid(pid, status, flags)) < 0 && errno == EINTR)
+		;
+	return r;
+}
+
 static void on_sigchld(int sig)
 {
 	(void)sig; /* only to interrupt the collector's futex wait */
@@ -233,7 +244,7 @@ static void test_kill_consumer(void **state)
 			assert_int_equal(errno, EAGAIN);
 			ring_commit(&out);
 			/* A stage that killed itself is restarted at once. */
-			if (waitpid(stage, &status, WNOHANG) == stage) {
+			if (reap(stage, &status, WNOHANG) == stage) {
 				assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 				kills++;
 				self_kills++;
@@ -261,7 +272,7 @@ static void test_kill_consumer(void **state)
 			 * copying, between publish and commit, asleep).
 			 */
 			kill(stage, SIGKILL);
-			assert_int_equal(waitpid(stage, &status, 0), stage);
+			assert_int_equal(reap(stage, &status, 0), stage);
 			assert_true(WIFSIGNALED(status) || WIFEXITED(status));
 			kills++;
 			next_kill = plan_next(&seed, expect, kills);
@@ -274,11 +285,11 @@ static void test_kill_consumer(void **state)
 	/* Nothing more may arrive: no duplicate after the last record. */
 	assert_null(ring_read(&out));
 	plan->point = CP_NONE;
-	assert_int_equal(waitpid(source, &status, 0), source);
+	assert_int_equal(reap(source, &status, 0), source);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	source = -1;
 	/* The stage may have crashed on its planned point after the last record. */
-	while (waitpid(stage, &status, 0) == stage && WIFSIGNALED(status))
+	while (reap(stage, &status, 0) == stage && WIFSIGNALED(status))
 		stage = spawn(stage_main, seg->fd);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	stage = -1;
@@ -304,7 +315,7 @@ static int teardown(void **state)
 		kill(source, SIGKILL);
 	if (stage > 0)
 		kill(stage, SIGKILL);
-	while (wait(NULL) > 0)
+	while (wait(NULL) > 0 || errno == EINTR)
 		;
 	shm_segment_unlink(instance);
 	return 0;
