@@ -62,7 +62,8 @@ struct ferry_config {
 
 	/* [decrypt] */
 	char keyring[PATH_MAX]; /* <keyring>/<tenant>/<version>.key; "" = no keys: pass through */
-	char tenant_attribute[128]; /* the source attribute naming the tenant, default "tenant" */
+	char tenant_attribute[128]; /* attribute naming the tenant (shards, keys, Kafka key),
+				       default "tenant" */
 	char kms_region[64];	    /* KMS for .wrapped keys; "" = none */
 	char kms_endpoint[256];	    /* "" = https://kms.<region>.amazonaws.com */
 	char aws_profile[128];	    /* "" = $AWS_PROFILE, else "default" */

@@ -73,6 +73,7 @@ int worker_dead_letter(struct worker *w, unsigned o, const struct ring_rec *rec,
 	struct msg_source_view m;
 	struct msg_bytes tenant = {"", 0};
 	char seq[24], ten[128];
+	uint64_t now;
 	uint32_t len;
 	void *p;
 
@@ -87,17 +88,18 @@ int worker_dead_letter(struct worker *w, unsigned o, const struct ring_rec *rec,
 	__atomic_fetch_add(&w->cb->dead_letters, 1, __ATOMIC_RELAXED);
 	/* Who and what, never the payload: it may be plaintext. */
 	if (msg_source_decode(rec->data, rec->len, &m) == 0)
-		msg_kv_find(m.attrs, "tenant", &tenant);
+		msg_kv_find(m.attrs, w->cfg.tenant_attribute, &tenant);
 	snprintf(seq, sizeof(seq), "%llu", (unsigned long long)rec->seq);
 	snprintf(ten, sizeof(ten), "%.*s", (int)(tenant.len < 127 ? tenant.len : 127),
 		 (const char *)tenant.p);
 	/* A tenant with broken data must not flood the journal: a few lines a second. */
-	if (now_ns() - w->dl_window > 1000000000ull) {
+	now = now_ns();
+	if (now - w->dl_window > 1000000000ull) {
 		if (w->dl_suppressed)
 			log_warning(
 				"%lu more dead letters in the last second (not logged one by one)",
 				w->dl_suppressed);
-		w->dl_window = now_ns();
+		w->dl_window = now;
 		w->dl_logged = 0;
 		w->dl_suppressed = 0;
 	}
@@ -202,33 +204,28 @@ static int handle_one(struct worker *w, const struct ring_rec *rec)
 		r = w->ops->handle(w, rec, &reason);
 		if (r != -ENOSPC)
 			break;
-		/* Its outputs did not fit beside others': roll back, wait for room, once. */
-		ring_wrewind(out, &m);
-		w->pushed_for_current = 0;
 		if (attempt) {
 			reason = "outputs larger than the output ring";
 			break;
 		}
+		/* Its outputs did not fit beside others': roll back, wait for room, once. */
+		ring_wrewind(out, &m);
+		w->pushed_for_current = 0;
 		if (!worker_reserve(w, 0, out->max_record))
 			return -errno;
 	}
-	if (r == -ECANCELED) {
-		/* Asked to stop while waiting for room: this record was not handled. */
-		ring_wrewind(out, &m);
-		w->pushed_for_current = 0;
+	if (r >= 0)
 		return r;
-	}
-	if (r < 0) {
-		ring_wrewind(out, &m);
-		w->pushed_for_current = 0;
-		return worker_dead_letter(w, 0, rec, reason ? reason : strerror(-r));
-	}
-	return r;
+	/* Nothing of a record that failed goes downstream. */
+	ring_wrewind(out, &m);
+	w->pushed_for_current = 0;
+	if (r == -ECANCELED) /* asked to stop while waiting for room: not handled */
+		return r;
+	return worker_dead_letter(w, 0, rec, reason ? reason : strerror(-r));
 }
 
 static void flush(struct worker *w)
 {
-
 	/* Output first, then the input it came from. */
 	for (unsigned i = 0; i < w->n_out; i++)
 		ring_publish(&w->out[i]);
@@ -259,7 +256,6 @@ static int run_records(struct worker *w)
 				w->ops->reload(w);
 		}
 		rec = ring_read(in);
-
 		if (!rec) {
 			if (errno == EBADMSG) {
 				log_err("input ring %s is corrupt; stopping", in->sh->name);

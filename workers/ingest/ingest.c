@@ -23,9 +23,10 @@
 #define WAIT_MS 250
 
 struct replay_msg {
-	unsigned char *enc; /* encoded source message (msg_source_encode) */
+	unsigned char *enc; /* encoded source message, or dead letter (msg_*_encode) */
 	uint32_t len;
-	uint32_t shard;
+	uint16_t shard;
+	uint16_t dead; /* enc is a dead letter: the line could not be read */
 };
 
 struct ingest {
@@ -57,7 +58,8 @@ static uint32_t fnv1a(const void *p, size_t len)
 }
 
 /* Parse one replay line into m. Returns 0 or -EINVAL with *why. */
-static int replay_parse(const char *line, unsigned shards, struct replay_msg *m, const char **why)
+static int replay_parse(const char *line, const char *tenant_attr, unsigned shards,
+			struct replay_msg *m, const char **why)
 {
 	cJSON *j = cJSON_Parse(line), *id, *attrs, *body, *a;
 	unsigned char attrbuf[65536];
@@ -105,7 +107,7 @@ static int replay_parse(const char *line, unsigned shards, struct replay_msg *m,
 		goto out;
 	}
 	msg_source_encode(m->enc, m->len, &v);
-	if (msg_kv_find(v.attrs, "tenant", &tenant) <= 0)
+	if (msg_kv_find(v.attrs, tenant_attr, &tenant) <= 0)
 		tenant = v.id;
 	m->shard = fnv1a(tenant.p, tenant.len) % shards;
 	r = 0;
@@ -118,7 +120,7 @@ out:
  * Load a replay file: one JSON object per line. A line that cannot be
  * read is not dropped: it travels as a dead letter naming file:line.
  */
-static int replay_load(struct ingest *g, const char *path, unsigned shards)
+static int replay_load(struct ingest *g, const char *path, const char *tenant_attr, unsigned shards)
 {
 	FILE *f = fopen(path, "r");
 	char *line = NULL;
@@ -150,7 +152,7 @@ static int replay_load(struct ingest *g, const char *path, unsigned shards)
 			}
 			g->msgs = nm;
 		}
-		r = replay_parse(line, shards, &m, &why);
+		r = replay_parse(line, tenant_attr, shards, &m, &why);
 		if (r == -ENOMEM) {
 			free(line);
 			fclose(f);
@@ -181,7 +183,8 @@ static int replay_load(struct ingest *g, const char *path, unsigned shards)
 			msg_dead_encode(d, dlen, SHM_WORKER_INGEST, reason, m.enc, slen);
 			free(m.enc);
 			m.enc = d;
-			m.len = dlen | 0x80000000u; /* marks a dead letter */
+			m.len = dlen;
+			m.dead = 1;
 			m.shard = lineno % shards;
 			log_warning("%s", reason);
 		}
@@ -213,7 +216,7 @@ static int ingest_init(struct worker *w)
 	for (unsigned s = 0; s < w->n_out; s++)
 		g->skip[s] = ring_last_seq(&w->out[s]);
 	if (w->cfg.replay_file[0]) {
-		r = replay_load(g, w->cfg.replay_file, w->n_out);
+		r = replay_load(g, w->cfg.replay_file, w->cfg.tenant_attribute, w->n_out);
 		if (r < 0)
 			return r;
 	}
@@ -275,16 +278,14 @@ static unsigned pull_replay(struct worker *w, struct ingest *g)
 		while (sent < limit && g->pos[s] < g->count[s]) {
 			size_t i = g->order[s][g->pos[s]];
 			struct replay_msg *m = &g->msgs[i];
-			int dead = !!(m->len & 0x80000000u);
-			uint32_t len = m->len & 0x7fffffffu;
-			void *p = ring_reserve(out, len);
+			void *p = ring_reserve(out, m->len);
 
 			if (!p)
 				break; /* this shard is full: the others go on */
-			memcpy(p, m->enc, len);
-			ring_push(out, len, dead ? MSG_REC_DEAD : MSG_REC_SOURCE, 0, i + 1);
+			memcpy(p, m->enc, m->len);
+			ring_push(out, m->len, m->dead ? MSG_REC_DEAD : MSG_REC_SOURCE, 0, i + 1);
 			__atomic_fetch_add(&w->cb->records_out, 1, __ATOMIC_RELAXED);
-			if (dead)
+			if (m->dead)
 				__atomic_fetch_add(&w->cb->dead_letters, 1, __ATOMIC_RELAXED);
 			g->pos[s]++;
 			g->remaining--;

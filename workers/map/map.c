@@ -74,7 +74,7 @@ static int map_handle(struct worker *w, const struct ring_rec *rec, const char *
 		*reason = "map: headers too large";
 		return -E2BIG;
 	}
-	if (msg_kv_find(m.attrs, "tenant", &key) <= 0)
+	if (msg_kv_find(m.attrs, w->cfg.tenant_attribute, &key) <= 0)
 		key = m.id;
 	e.topic.p = w->cfg.topic;
 	e.topic.len = (uint32_t)strlen(w->cfg.topic);

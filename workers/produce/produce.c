@@ -134,26 +134,26 @@ static rd_kafka_resp_err_t produce_dead(struct worker *w, const struct ring_rec 
 	struct produce *p = w->ctx;
 	struct msg_dead_view d = {0};
 	struct msg_source_view src = {0};
-	const char *reason = why;
-	char stage[16], seq[24];
+	/* A dead letter keeps the first stage's reason; a refused event gets why. */
+	struct msg_bytes reason = {why ? why : "", why ? (uint32_t)strlen(why) : 0};
+	const char *stage = stage_name(SHM_WORKER_PRODUCE);
+	char seq[24];
 	rd_kafka_headers_t *h;
 	rd_kafka_resp_err_t err;
 
 	if (rec->type == MSG_REC_DEAD && msg_dead_decode(rec->data, rec->len, &d) == 0) {
 		src = d.msg;
-		snprintf(stage, sizeof(stage), "%s", stage_name(d.stage));
+		stage = stage_name(d.stage);
+		if (d.reason.len)
+			reason = d.reason;
 	} else {
 		/* An event Kafka refused: its source message is gone; keep the event. */
 		src.body.p = rec->data;
 		src.body.len = rec->len;
-		snprintf(stage, sizeof(stage), "%s", stage_name(SHM_WORKER_PRODUCE));
 	}
 	h = headers_of(src.attrs);
 	snprintf(seq, sizeof(seq), "%" PRIu64, rec->seq);
-	if (!why)
-		reason = "";
-	rd_kafka_header_add(h, "ferry-dead-reason", -1, d.reason.len ? d.reason.p : reason,
-			    d.reason.len ? (ssize_t)d.reason.len : -1);
+	rd_kafka_header_add(h, "ferry-dead-reason", -1, reason.p, (ssize_t)reason.len);
 	rd_kafka_header_add(h, "ferry-dead-stage", -1, stage, -1);
 	rd_kafka_header_add(h, "ferry-seq", -1, seq, -1);
 	rd_kafka_header_add(h, "ferry-source-id", -1, src.id.p, (ssize_t)src.id.len);
