@@ -115,13 +115,14 @@ static int tenant_of(struct worker *w, const struct msg_source_view *m, const st
 }
 
 static int decrypt_open(struct worker *w, const struct ring_rec *rec, const char **reason,
-			char *tenant_out, size_t tlen)
+			char *tenant, size_t tlen)
 {
 	struct decrypt *d = w->ctx;
 	struct msg_source_view m, o;
 	struct envelope e;
 	const unsigned char *key;
-	char tenant[ENVELOPE_TENANT_MAX], why[256];
+	struct msg_bytes a;
+	char why[256];
 	uint32_t size;
 	int64_t n;
 	unsigned char *p;
@@ -132,6 +133,9 @@ static int decrypt_open(struct worker *w, const struct ring_rec *rec, const char
 		snprintf(d->why, sizeof(d->why), "decrypt: not a readable source message");
 		return -EBADMSG;
 	}
+	/* Whatever happens next, the message is counted for the tenant it names. */
+	if (msg_kv_find(m.attrs, w->cfg.tenant_attribute, &a) > 0)
+		snprintf(tenant, tlen, "%.*s", (int)a.len, (const char *)a.p);
 	if (!d->keys)
 		return worker_emit(w, 0, MSG_REC_SOURCE, rec->seq, rec->data, rec->len);
 	r = envelope_parse(m.body.p, m.body.len, &e, why, sizeof(why));
@@ -139,10 +143,9 @@ static int decrypt_open(struct worker *w, const struct ring_rec *rec, const char
 		snprintf(d->why, sizeof(d->why), "decrypt: %.250s", why);
 		return r;
 	}
-	r = tenant_of(w, &m, &e, tenant, sizeof(tenant));
+	r = tenant_of(w, &m, &e, tenant, tlen);
 	if (r < 0)
 		goto out;
-	snprintf(tenant_out, tlen, "%s", tenant);
 	r = keyring_lookup(d->keys, tenant, e.key_version, &key, why, sizeof(why));
 	if (r < 0) {
 		snprintf(d->why, sizeof(d->why), "decrypt: %.250s", why);
@@ -177,16 +180,11 @@ static int decrypt_handle(struct worker *w, const struct ring_rec *rec, const ch
 {
 	struct decrypt *d = w->ctx;
 	char tenant[ENVELOPE_TENANT_MAX] = "";
-	struct msg_source_view m;
-	struct msg_bytes a;
 	struct shm_tenant *t;
 	int r = decrypt_open(w, rec, reason, tenant, sizeof(tenant));
 
 	if (r == -ECANCELED || !d->tenants)
 		return r;
-	if (!tenant[0] && msg_source_decode(rec->data, rec->len, &m) == 0 &&
-	    msg_kv_find(m.attrs, w->cfg.tenant_attribute, &a) > 0)
-		snprintf(tenant, sizeof(tenant), "%.*s", (int)a.len, (const char *)a.p);
 	t = shm_tenant_slot(d->tenants, tenant[0] ? tenant : "?");
 	__atomic_fetch_add(r < 0 ? &t->failed : &t->ok, 1, __ATOMIC_RELAXED);
 	return r;
