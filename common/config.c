@@ -36,6 +36,22 @@ enum config_key {
 	KEY_STAGE_DIR,
 	KEY_REPLAY_FILE,
 	KEY_REPLAY_RATE,
+	KEY_MAX_INFLIGHT,
+	KEY_HANDBACK_DELAY,
+	KEY_SQS_QUEUE,
+	KEY_SQS_QUEUES_FILE,
+	KEY_SQS_REGION,
+	KEY_SQS_ENDPOINT,
+	KEY_SQS_PROFILE,
+	KEY_SQS_WAIT_TIME,
+	KEY_SQS_RECEIVES,
+	KEY_SQS_VISIBILITY,
+	KEY_PUBSUB_SUB,
+	KEY_PUBSUB_SUBS_FILE,
+	KEY_PUBSUB_ENDPOINT,
+	KEY_PUBSUB_CREDENTIALS,
+	KEY_PUBSUB_MAX_MESSAGES,
+	KEY_PUBSUB_PULLS,
 	KEY_KEYRING,
 	KEY_TENANT_ATTRIBUTE,
 	KEY_KMS_REGION,
@@ -55,6 +71,8 @@ enum config_kind {
 	KIND_INSTANCE, /* char[], [A-Za-z0-9_.-], not starting with '.' */
 	KIND_TOPIC,    /* char[], a Kafka topic name */
 	KIND_PATH,     /* char[], anything that fits */
+	KIND_QUEUE,    /* struct config_list of SQS queue URLs, repeatable */
+	KIND_SUB,      /* struct config_list of Pub/Sub subscriptions, repeatable */
 };
 
 struct config_key_def {
@@ -72,7 +90,12 @@ _Static_assert(CONFIG_LINE_MAX + 1 == INI_MAX_LINE, "CONFIG_LINE_MAX follows ini
 #define FIELD(f)       offsetof(struct ferry_config, f), sizeof(((struct ferry_config *)0)->f)
 #define DURATION_FORMS "(e.g. 250ms, 10s, 5m, 1h; a bare number is seconds)"
 
-static const char *const config_sections[] = {"ferry", "replay", "decrypt", "produce", "kafka"};
+static const char *const config_sections[] = {"ferry",	"replay",  "ingest",  "sqs",
+					      "pubsub", "decrypt", "produce", "kafka"};
+
+#define QUEUE_WANT                                                                                 \
+	"want an SQS queue URL such as https://sqs.eu-west-1.amazonaws.com/123456789012/name"
+#define SUB_WANT "want a subscription such as projects/PROJECT/subscriptions/NAME"
 
 static const struct config_key_def config_keys[KEY_COUNT] = {
 	[KEY_INSTANCE] = {"ferry", "instance", KIND_INSTANCE, FIELD(instance), 1, 63,
@@ -102,6 +125,41 @@ static const struct config_key_def config_keys[KEY_COUNT] = {
 			     "want a path shorter than PATH_MAX"},
 	[KEY_REPLAY_RATE] = {"replay", "rate", KIND_UINT, FIELD(replay_rate), 0, 10000000,
 			     "want messages per second from 0 (as fast as it goes) to 10000000"},
+	[KEY_MAX_INFLIGHT] = {"ingest", "max_inflight", KIND_UINT, FIELD(max_inflight), 64,
+			      1u << 20, "want a power of two from 64 to 1048576"},
+	[KEY_HANDBACK_DELAY] = {"ingest", "handback_delay", KIND_DURATION, FIELD(handback_delay_ms),
+				0, 12 * 3600 * 1000,
+				"want a duration from 0 to 12h " DURATION_FORMS},
+	[KEY_SQS_QUEUE] = {"sqs", "queue", KIND_QUEUE, FIELD(sqs_queues), 0, 0, QUEUE_WANT},
+	[KEY_SQS_QUEUES_FILE] = {"sqs", "queues_file", KIND_PATH, FIELD(sqs_queues_file), 0, 0,
+				 "want a path shorter than PATH_MAX"},
+	[KEY_SQS_REGION] = {"sqs", "region", KIND_TOPIC, FIELD(sqs_region), 0, 63,
+			    "want an AWS region such as eu-west-1"},
+	[KEY_SQS_ENDPOINT] = {"sqs", "endpoint", KIND_PATH, FIELD(sqs_endpoint), 0, 0,
+			      "want a URL such as http://127.0.0.1:5000 (empty: the queue's own)"},
+	[KEY_SQS_PROFILE] = {"sqs", "aws_profile", KIND_PATH, FIELD(sqs_profile), 0, 0,
+			     "want a profile name of the shared AWS files"},
+	[KEY_SQS_WAIT_TIME] = {"sqs", "wait_time", KIND_DURATION, FIELD(sqs_wait_time_ms), 0,
+			       20 * 1000, "want a duration from 0 to 20s " DURATION_FORMS},
+	[KEY_SQS_RECEIVES] = {"sqs", "receives_per_queue", KIND_UINT, FIELD(sqs_receives), 1, 10,
+			      "want an integer from 1 to 10"},
+	[KEY_SQS_VISIBILITY] = {"sqs", "visibility_timeout", KIND_DURATION,
+				FIELD(sqs_visibility_ms), 0, 12 * 3600 * 1000,
+				"want a duration from 0 (the queue's own) to 12h " DURATION_FORMS},
+	[KEY_PUBSUB_SUB] = {"pubsub", "subscription", KIND_SUB, FIELD(pubsub_subs), 0, 0, SUB_WANT},
+	[KEY_PUBSUB_SUBS_FILE] = {"pubsub", "subscriptions_file", KIND_PATH,
+				  FIELD(pubsub_subs_file), 0, 0,
+				  "want a path shorter than PATH_MAX"},
+	[KEY_PUBSUB_ENDPOINT] = {"pubsub", "endpoint", KIND_PATH, FIELD(pubsub_endpoint), 0, 0,
+				 "want a URL such as http://127.0.0.1:8085 (empty: "
+				 "$PUBSUB_EMULATOR_HOST, else Google's)"},
+	[KEY_PUBSUB_CREDENTIALS] = {"pubsub", "credentials", KIND_PATH, FIELD(pubsub_credentials),
+				    0, 0, "want the path of a service-account key file"},
+	[KEY_PUBSUB_MAX_MESSAGES] = {"pubsub", "max_messages", KIND_UINT,
+				     FIELD(pubsub_max_messages), 1, 1000,
+				     "want an integer from 1 to 1000"},
+	[KEY_PUBSUB_PULLS] = {"pubsub", "pulls_per_subscription", KIND_UINT, FIELD(pubsub_pulls), 1,
+			      10, "want an integer from 1 to 10"},
 	[KEY_KEYRING] = {"decrypt", "keyring", KIND_PATH, FIELD(keyring), 0, 0,
 			 "want a directory path shorter than PATH_MAX"},
 	[KEY_TENANT_ATTRIBUTE] = {"decrypt", "tenant_attribute", KIND_TOPIC,
@@ -296,8 +354,80 @@ void config_defaults(struct ferry_config *cfg)
 	cfg->key_cache_ttl_ms = 5 * 60 * 1000;
 	strcpy(cfg->dead_letter_topic, "ferry.dead-letters");
 	cfg->flush_timeout_ms = 30 * 1000;
+	cfg->max_inflight = 16384;
+	cfg->handback_delay_ms = 1000;
+	cfg->sqs_wait_time_ms = 20 * 1000;
+	cfg->sqs_receives = 2;
+	cfg->pubsub_max_messages = 100;
+	cfg->pubsub_pulls = 1;
 	if (config_default_socket(cfg->instance, cfg->control_socket, sizeof(cfg->control_socket)))
 		cfg->control_socket[0] = '\0';
+}
+
+static void config_list_free(struct config_list *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+static int config_list_add(struct config_list *l, const char *s)
+{
+	char **v;
+
+	if (l->n >= CONFIG_LIST_MAX)
+		return -E2BIG;
+	v = realloc(l->v, (l->n + 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	l->v = v;
+	v[l->n] = strdup(s);
+	if (!v[l->n])
+		return -ENOMEM;
+	l->n++;
+	return 0;
+}
+
+/* An SQS queue URL: http(s)://host/ACCOUNT/NAME, nothing after the name. */
+static bool config_queue_ok(const char *s)
+{
+	const char *p;
+
+	if (!strncmp(s, "https://", 8))
+		p = s + 8;
+	else if (!strncmp(s, "http://", 7))
+		p = s + 7;
+	else
+		return false;
+	p = strchr(p, '/'); /* after the host */
+	if (!p || !p[1] || strlen(s) >= 512)
+		return false;
+	for (; *p; p++)
+		if (isspace((unsigned char)*p) || *p == '?' || *p == '#' || *p == '"' || *p == '\\')
+			return false;
+	return s[strlen(s) - 1] != '/';
+}
+
+/* projects/P/subscriptions/S, Google's name rules loosely: no '/' inside P or S. */
+static bool config_sub_ok(const char *s)
+{
+	const char *p = s, *q;
+
+	if (strncmp(p, "projects/", 9))
+		return false;
+	p += 9;
+	q = strchr(p, '/');
+	if (!q || q == p || strncmp(q, "/subscriptions/", 15))
+		return false;
+	q += 15;
+	if (strlen(q) < 3 || strlen(q) > 255 || strchr(q, '/'))
+		return false;
+	for (; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr("-_.~+%/:", *p))
+			return false;
+	return true;
 }
 
 void config_free(struct ferry_config *cfg)
@@ -311,6 +441,8 @@ void config_free(struct ferry_config *cfg)
 	free(cfg->kafka);
 	cfg->kafka = NULL;
 	cfg->n_kafka = 0;
+	config_list_free(&cfg->sqs_queues);
+	config_list_free(&cfg->pubsub_subs);
 }
 
 static bool config_section_known(const char *name, size_t len)
@@ -360,10 +492,11 @@ static void config_classify(struct config_parse *p, char *line)
 		return;
 	p->in_key = false;
 	if (!config_section_known(start + 1, (size_t)(end - start - 1)))
-		config_fail(p, -EINVAL, p->line,
-			    "[%.*s]: unknown section, want one of [ferry], [replay], [decrypt], "
-			    "[produce], [kafka]",
-			    (int)(end - start - 1), start + 1);
+		config_fail(
+			p, -EINVAL, p->line,
+			"[%.*s]: unknown section, want one of [ferry], [replay], [ingest], [sqs], "
+			"[pubsub], [decrypt], [produce], [kafka]",
+			(int)(end - start - 1), start + 1);
 }
 
 /* inih's ini_reader: fgets that counts lines and stops the parse at the first error. */
@@ -464,12 +597,21 @@ static void config_set(struct config_parse *p, enum config_key id, const char *v
 	uint64_t v = 0;
 	bool ok = false;
 
-	if (p->key_line[id]) {
+	if (p->key_line[id] && k->kind != KIND_QUEUE && k->kind != KIND_SUB) {
 		config_fail(p, -EINVAL, p->line, "[%s] %s: set twice (first on line %u)",
 			    k->section, k->name, p->key_line[id]);
 		return;
 	}
 	switch (k->kind) {
+	case KIND_QUEUE:
+	case KIND_SUB:
+		ok = k->kind == KIND_QUEUE ? config_queue_ok(value) : config_sub_ok(value);
+		if (ok && config_list_add(field, value) < 0) {
+			config_fail(p, -ENOMEM, p->line, "[%s] %s: out of memory, or more than %d",
+				    k->section, k->name, CONFIG_LIST_MAX);
+			return;
+		}
+		break;
 	case KIND_UINT:
 		end = config_parse_digits(value, &v);
 		ok = end && !*end && v >= k->min && v <= k->max;
@@ -527,7 +669,7 @@ static int config_handler(void *user, const char *section, const char *name, con
 	} else if (!*section) {
 		config_fail(p, -EINVAL, p->line,
 			    "%s: set before any [section], want it under [ferry], [replay], "
-			    "[decrypt], [produce] or [kafka], got '%s'",
+			    "[ingest], [sqs], [pubsub], [decrypt], [produce] or [kafka], got '%s'",
 			    name, value);
 	} else if (!strcmp(section, "kafka")) {
 		config_kafka_add(p, name, value);
@@ -546,10 +688,83 @@ static int config_handler(void *user, const char *section, const char *name, con
 	return !p->error;
 }
 
+/*
+ * A list file ([sqs] queues_file, [pubsub] subscriptions_file): one entry a
+ * line; blank lines and lines starting with '#' are skipped. Errors name the
+ * list file's own line.
+ */
+static void config_list_file(struct config_parse *p, enum config_key file_key,
+			     enum config_key item_key)
+{
+	const struct config_key_def *fk = &config_keys[file_key], *ik = &config_keys[item_key];
+	const char *path = (char *)p->cfg + fk->offset;
+	struct config_list *l = (struct config_list *)((char *)p->cfg + ik->offset);
+	char *line = NULL;
+	size_t cap = 0;
+	unsigned n = 0;
+	FILE *f;
+
+	if (!*path)
+		return;
+	f = fopen(path, "re");
+	if (!f) {
+		config_fail(p, -errno, p->key_line[file_key], "[%s] %s: cannot open '%s': %s",
+			    fk->section, fk->name, path, strerror(errno));
+		return;
+	}
+	while (!p->error && getline(&line, &cap, f) >= 0) {
+		char *s = config_lskip(line), *e = s + strlen(s);
+
+		n++;
+		while (e > s && isspace((unsigned char)e[-1]))
+			*--e = '\0';
+		if (!*s || *s == '#')
+			continue;
+		if (item_key == KEY_SQS_QUEUE ? !config_queue_ok(s) : !config_sub_ok(s))
+			config_fail(p, -EINVAL, p->key_line[file_key],
+				    "[%s] %s: %s:%u: %s, got '%.200s'", fk->section, fk->name, path,
+				    n, ik->want, s);
+		else if (config_list_add(l, s) < 0)
+			config_fail(p, -ENOMEM, p->key_line[file_key],
+				    "[%s] %s: %s:%u: out of memory, or more than %d entries",
+				    fk->section, fk->name, path, n, CONFIG_LIST_MAX);
+	}
+	free(line);
+	fclose(f);
+}
+
+/* The same queue or subscription twice would be pulled twice: refuse it. */
+static void config_list_unique(struct config_parse *p, enum config_key id)
+{
+	const struct config_key_def *k = &config_keys[id];
+	const struct config_list *l = (const struct config_list *)((char *)p->cfg + k->offset);
+
+	for (size_t i = 0; i < l->n; i++)
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(l->v[i], l->v[j])) {
+				config_fail(p, -EINVAL, p->key_line[id],
+					    "[%s] %s: listed twice, got '%s'", k->section, k->name,
+					    l->v[i]);
+				return;
+			}
+}
+
 /* Checks across keys, and the default control socket. */
 static void config_finish(struct config_parse *p)
 {
 	struct ferry_config *cfg = p->cfg;
+
+	config_list_file(p, KEY_SQS_QUEUES_FILE, KEY_SQS_QUEUE);
+	config_list_file(p, KEY_PUBSUB_SUBS_FILE, KEY_PUBSUB_SUB);
+	config_list_unique(p, KEY_SQS_QUEUE);
+	config_list_unique(p, KEY_PUBSUB_SUB);
+	if (cfg->max_inflight & (cfg->max_inflight - 1))
+		config_fail(p, -EINVAL, p->key_line[KEY_MAX_INFLIGHT],
+			    "[ingest] max_inflight: %s, got '%s'",
+			    config_keys[KEY_MAX_INFLIGHT].want, p->key_value[KEY_MAX_INFLIGHT]);
+	if (cfg->sqs_queues.n + cfg->pubsub_subs.n + 1 > CONFIG_LIST_MAX)
+		config_fail(p, -EINVAL, 0, "more than %d queues and subscriptions in all",
+			    CONFIG_LIST_MAX - 1);
 
 	if (cfg->restart_delay_min_ms > cfg->restart_delay_max_ms) {
 		if (p->key_line[KEY_RESTART_DELAY_MIN])

@@ -28,6 +28,7 @@
 
 #define CONFIG_SHARDS_MAX 64
 #define CONFIG_STR_MAX	  256
+#define CONFIG_LIST_MAX	  4000 /* queues + subscriptions + the replay file, at most */
 
 /* No duration may exceed a day; a line holds inih's INI_MAX_LINE (200) less the NUL. */
 #define CONFIG_DURATION_MAX_MS (24ull * 3600 * 1000)
@@ -38,6 +39,12 @@ struct config_kv {
 	char *key;
 	char *value;
 	unsigned line;
+};
+
+/* A key that may be given many times ([sqs] queue, [pubsub] subscription), in order. */
+struct config_list {
+	char **v;
+	size_t n;
 };
 
 struct ferry_config {
@@ -59,6 +66,28 @@ struct ferry_config {
 	/* [replay] */
 	char replay_file[PATH_MAX]; /* a replay file to ingest; "" = none */
 	unsigned replay_rate;	    /* messages per second, 0 = as fast as it goes */
+
+	/* [ingest] */
+	unsigned max_inflight;	    /* in-flight table slots, power of two 64..1M, default 16384 */
+	uint64_t handback_delay_ms; /* a message its shard cannot take now comes back after this */
+
+	/* [sqs] */
+	struct config_list sqs_queues; /* queue URLs: each `queue =`, then queues_file's lines */
+	char sqs_queues_file[PATH_MAX];
+	char sqs_region[64];	    /* "" = from each queue's URL */
+	char sqs_endpoint[256];	    /* "" = the queue URL's own host */
+	char sqs_profile[128];	    /* "" = $AWS_PROFILE, else "default" */
+	uint64_t sqs_wait_time_ms;  /* long polling, 0..20s, default 20s */
+	unsigned sqs_receives;	    /* receives in flight per queue, 1..10, default 2 */
+	uint64_t sqs_visibility_ms; /* 0 = the queue's own VisibilityTimeout */
+
+	/* [pubsub] */
+	struct config_list pubsub_subs; /* projects/P/subscriptions/S */
+	char pubsub_subs_file[PATH_MAX];
+	char pubsub_endpoint[256];	   /* "" = $PUBSUB_EMULATOR_HOST, else Google's */
+	char pubsub_credentials[PATH_MAX]; /* service-account key file; "" = the default chain */
+	unsigned pubsub_max_messages;	   /* per pull, 1..1000, default 100 */
+	unsigned pubsub_pulls;		   /* pulls in flight per subscription, 1..10, default 1 */
 
 	/* [decrypt] */
 	char keyring[PATH_MAX]; /* <keyring>/<tenant>/<version>.key; "" = no keys: pass through */

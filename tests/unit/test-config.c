@@ -395,7 +395,8 @@ static void test_unknown_section(void **state)
 	struct fixture *f = *state;
 
 	expect_exact_error(f, "[ferry]\nshards = 2\n[fery]\nshards = 3\n",
-			   "3: [fery]: unknown section, want one of [ferry], [replay], [decrypt], "
+			   "3: [fery]: unknown section, want one of [ferry], [replay], [ingest], "
+			   "[sqs], [pubsub], [decrypt], "
 			   "[produce], [kafka]");
 	/* Even one that holds no key, indented, or after a comment. */
 	expect_error(f, "[ferry]\n\n[nothing] ; empty\n", 3, "[nothing]: unknown section");
@@ -404,7 +405,7 @@ static void test_unknown_section(void **state)
 	/* Keys outside any section. */
 	expect_exact_error(f, "shards = 2\n[ferry]\n",
 			   "1: shards: set before any [section], want it under [ferry], [replay], "
-			   "[decrypt], [produce] or [kafka], got '2'");
+			   "[ingest], [sqs], [pubsub], [decrypt], [produce] or [kafka], got '2'");
 }
 
 static void test_unknown_key(void **state)
@@ -747,6 +748,55 @@ static void test_bad_arguments(void **state)
 	assert_int_equal(strlen(f->err), 7);
 }
 
+/* [sqs] queue and [pubsub] subscription repeat, and come from files too. */
+static void test_source_lists(void **state)
+{
+	struct fixture *f = *state;
+	char text[PATH_MAX + 512], list[PATH_MAX - 64];
+	FILE *fp;
+
+	snprintf(list, sizeof(list), "%s/queues.txt", f->dir);
+	fp = fopen(list, "w");
+	assert_non_null(fp);
+	fputs("# legacy queues\n\nhttp://127.0.0.1:5000/123456789012/b  \n", fp);
+	fclose(fp);
+	snprintf(text, sizeof(text),
+		 "[sqs]\nqueue = https://sqs.eu-west-1.amazonaws.com/123456789012/a\n"
+		 "queues_file = %s\n[pubsub]\nsubscription = projects/p-1/subscriptions/s-1\n"
+		 "subscription = projects/p-1/subscriptions/s-2\n[ingest]\nmax_inflight = 64\n",
+		 list);
+	load_ok(f, text);
+	assert_int_equal(f->cfg.sqs_queues.n, 2);
+	assert_string_equal(f->cfg.sqs_queues.v[1], "http://127.0.0.1:5000/123456789012/b");
+	assert_int_equal(f->cfg.pubsub_subs.n, 2);
+	assert_string_equal(f->cfg.pubsub_subs.v[1], "projects/p-1/subscriptions/s-2");
+	assert_int_equal(f->cfg.max_inflight, 64);
+
+	expect_bad(f, "sqs", "queue", "sqs.eu-west-1.amazonaws.com/1/a");
+	expect_bad(f, "sqs", "queue", "https://sqs.eu-west-1.amazonaws.com");
+	expect_bad(f, "pubsub", "subscription", "projects/p/topics/t");
+	expect_bad(f, "pubsub", "subscription", "projects/p/subscriptions/ab");
+	expect_bad(f, "ingest", "max_inflight", "32");
+	expect_bad(f, "sqs", "wait_time", "21s");
+	expect_error(f,
+		     "[pubsub]\nsubscription = projects/p/subscriptions/abc\n"
+		     "subscription = projects/p/subscriptions/abc\n",
+		     3, "[pubsub] subscription: listed twice, got 'projects/p/subscriptions/abc'");
+	/* A bad line of a list file names that file and line. */
+	fp = fopen(list, "w");
+	assert_non_null(fp);
+	fputs("http://127.0.0.1:5000/123456789012/b\nnot-a-url\n", fp);
+	fclose(fp);
+	snprintf(text, sizeof(text), "[sqs]\n\nqueues_file = %s\n", list);
+	expect_error(f, text, 3, "[sqs] queues_file: ");
+	snprintf(text, sizeof(text), "%s:2: want an SQS queue URL", list);
+	assert_non_null(strstr(f->err, text));
+	unlink(list);
+	snprintf(text, sizeof(text), "[pubsub]\nsubscriptions_file = %s\n", list);
+	assert_int_equal(load(f, text), -ENOENT);
+	assert_non_null(strstr(f->err, ":2: [pubsub] subscriptions_file: cannot open"));
+}
+
 /* etc/ferry.conf loads as it is, and with every commented-out key uncommented. */
 static void test_reference_file(void **state)
 {
@@ -780,7 +830,7 @@ static void test_reference_file(void **state)
 		len += strlen(copy);
 	}
 	fclose(fp);
-	assert_int_equal(keys, 21); /* every key of config.h */
+	assert_int_equal(keys, 35); /* every key of config.h but the lists */
 	load_ok(f, text);
 	free(text);
 	check_defaults(&f->cfg);
@@ -791,6 +841,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_source_lists, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_edges_accepted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_values, setup, teardown),
