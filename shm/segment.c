@@ -63,6 +63,8 @@ struct geometry {
 	uint64_t workers_off;
 	uint64_t rings_off;
 	uint64_t tenants_off;
+	uint64_t sources_off;
+	uint64_t inflight_off;
 	uint64_t data_off; /* first data area */
 	uint64_t size;
 };
@@ -99,6 +101,17 @@ static int geometry(const struct shm_spec *spec, struct geometry *g, char *err, 
 	off += (uint64_t)spec->n_rings * sizeof(struct ring_shared);
 	g->tenants_off = off;
 	off += (uint64_t)spec->n_workers * SHM_TENANT_SLOTS * sizeof(struct shm_tenant);
+	if (spec->n_sources > SHM_SOURCES_MAX || (spec->n_sources && !spec->source_names) ||
+	    (spec->inflight_slots &&
+	     (!is_pow2_u64(spec->inflight_slots) || spec->inflight_slots > SHM_INFLIGHT_MAX))) {
+		errf(err, errlen, "invalid segment spec (%u sources, %u in-flight slots)",
+		     spec->n_sources, spec->inflight_slots);
+		return -EINVAL;
+	}
+	g->sources_off = off;
+	off += (uint64_t)spec->n_sources * sizeof(struct shm_source);
+	g->inflight_off = off;
+	off += (uint64_t)spec->inflight_slots * sizeof(struct shm_inflight);
 	off = ALIGN_UP(off, (uint64_t)PAGE);
 	g->data_off = off;
 	for (i = 0; i < spec->n_rings; i++) {
@@ -162,6 +175,12 @@ static void layout(void *base, const struct shm_spec *spec, const struct geometr
 	h->tenants_off = g->tenants_off;
 	h->tenant_slots = SHM_TENANT_SLOTS;
 	h->tenant_size = sizeof(struct shm_tenant);
+	h->sources_off = g->sources_off;
+	h->n_sources = spec->n_sources;
+	h->source_size = sizeof(struct shm_source);
+	h->inflight_off = g->inflight_off;
+	h->inflight_slots = spec->inflight_slots;
+	h->inflight_size = sizeof(struct shm_inflight);
 	h->created_ns = realtime_ns();
 	snprintf(h->instance, sizeof(h->instance), "%s", spec->instance);
 	h->supervisor_pid = (int32_t)getpid();
@@ -171,6 +190,13 @@ static void layout(void *base, const struct shm_spec *spec, const struct geometr
 		w[i].kind = spec->workers[i].kind;
 		w[i].shard = spec->workers[i].shard;
 		w[i].index = i;
+	}
+	for (i = 0; i < spec->n_sources; i++) {
+		struct shm_source *src = (struct shm_source *)((char *)base + g->sources_off) + i;
+
+		snprintf(src->name, sizeof(src->name), "%s",
+			 spec->source_names[i] ? spec->source_names[i] : "");
+		src->kind = spec->source_kinds ? spec->source_kinds[i] : 0;
 	}
 	for (i = 0; i < spec->n_rings; i++) {
 		const struct shm_ring_spec *s = &spec->rings[i];
@@ -315,6 +341,17 @@ static int check(const void *base, size_t size, const char *path, char *err, siz
 	    h->tenants_off + (uint64_t)h->n_workers * SHM_TENANT_SLOTS * sizeof(struct shm_tenant) >
 		    size) {
 		errf(err, errlen, "%s: tenant tables out of bounds", path);
+		return -EBADMSG;
+	}
+	if (h->source_size != sizeof(struct shm_source) || h->n_sources > SHM_SOURCES_MAX ||
+	    h->sources_off % FERRY_CACHE_LINE || h->sources_off < h->tenants_off ||
+	    h->sources_off + (uint64_t)h->n_sources * sizeof(struct shm_source) > size ||
+	    h->inflight_size != sizeof(struct shm_inflight) ||
+	    h->inflight_slots > SHM_INFLIGHT_MAX ||
+	    (h->inflight_slots && !is_pow2_u64(h->inflight_slots)) ||
+	    h->inflight_off % FERRY_CACHE_LINE || h->inflight_off < h->sources_off ||
+	    h->inflight_off + (uint64_t)h->inflight_slots * sizeof(struct shm_inflight) > size) {
+		errf(err, errlen, "%s: source or in-flight table out of bounds", path);
 		return -EBADMSG;
 	}
 	if (!memchr(h->instance, 0, sizeof(h->instance))) {
@@ -486,6 +523,16 @@ struct shm_tenant *shm_tenant_slot(struct shm_tenant *table, const char *tenant)
 	if (!table[s].name[0])
 		strcpy(table[s].name, "*");
 	return &table[s];
+}
+
+struct shm_source *shm_sources(const struct shm_segment *seg)
+{
+	return (struct shm_source *)((char *)seg->base + seg->hdr->sources_off);
+}
+
+struct shm_inflight *shm_inflight(const struct shm_segment *seg)
+{
+	return (struct shm_inflight *)((char *)seg->base + seg->hdr->inflight_off);
 }
 
 int shm_segment_ring_find(const struct shm_segment *seg, const char *name)

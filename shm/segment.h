@@ -10,6 +10,8 @@
  *   struct shm_worker[n_workers]           256 B each: one control block per stage
  *   struct ring_shared[n_rings]            384 B each: the ring table
  *   struct shm_tenant[n_workers][64]       64 B each: per worker, counts per tenant
+ *   struct shm_source[n_sources]           256 B each: ingest's sources and their health
+ *   struct shm_inflight[inflight_slots]    1088 B each: ingest's in-flight table
  *   ring data areas                        each page-aligned, power-of-two sized
  *
  * Everything a reader trusts is checked on attach: a segment of another
@@ -25,11 +27,13 @@
 #include "shm/ring.h"
 
 #define SHM_MAGIC	    0x4745535952524546ull /* "FERRYSEG" little-endian */
-#define SHM_LAYOUT_VERSION  2u
+#define SHM_LAYOUT_VERSION  3u
 #define SHM_INSTANCE_MAX    64 /* including the NUL */
 #define SHM_WORKER_NAME_MAX 32
 #define SHM_WORKERS_MAX	    256
 #define SHM_RINGS_MAX	    512
+#define SHM_SOURCES_MAX	    4096
+#define SHM_INFLIGHT_MAX    (1u << 20)
 #define SHM_PATH_MAX	    (sizeof("/dev/shm/ferry.") + SHM_INSTANCE_MAX)
 
 struct shm_header {
@@ -57,7 +61,13 @@ struct shm_header {
 	uint64_t tenants_off;  /* n_workers tables of tenant_slots entries */
 	uint32_t tenant_slots; /* SHM_TENANT_SLOTS */
 	uint32_t tenant_size;  /* sizeof(struct shm_tenant) */
-	uint8_t pad4[48];
+	uint64_t sources_off;  /* n_sources struct shm_source */
+	uint32_t n_sources;
+	uint32_t source_size;	 /* sizeof(struct shm_source) */
+	uint64_t inflight_off;	 /* inflight_slots struct shm_inflight */
+	uint32_t inflight_slots; /* 0: no table (replay only) */
+	uint32_t inflight_size;	 /* sizeof(struct shm_inflight) */
+	uint8_t pad4[16];
 };
 
 _Static_assert(sizeof(struct shm_header) == 5 * FERRY_CACHE_LINE, "header is 5 lines");
@@ -154,6 +164,70 @@ struct shm_tenant {
 
 _Static_assert(sizeof(struct shm_tenant) == FERRY_CACHE_LINE, "one line per tenant");
 
+/*
+ * ingest's sources (queues, subscriptions, the replay file), one entry
+ * each, in configuration order. Written by ingest only; read by ferryctl
+ * and ferryd. The name is the queue URL or subscription, cut to fit.
+ */
+#define SHM_SOURCE_NAME_MAX  128
+#define SHM_SOURCE_ERROR_MAX 64
+
+enum shm_source_health {
+	SHM_SOURCE_IDLE = 0, /* not polled yet */
+	SHM_SOURCE_OK,	     /* the last call succeeded */
+	SHM_SOURCE_RETRYING, /* network or 5xx errors: retried with backoff */
+	SHM_SOURCE_FAILING,  /* 4xx (wrong URL, access denied): retried slowly, needs an operator */
+};
+
+struct shm_source {
+	char name[SHM_SOURCE_NAME_MAX];
+	uint32_t kind;			       /* enum msg_source */
+	uint32_t health;		       /* enum shm_source_health */
+	uint64_t received;		       /* messages taken from the source */
+	uint64_t acked;			       /* deleted / acknowledged after Kafka had them */
+	uint64_t handed_back;		       /* given back unprocessed (ring full, shutdown) */
+	uint64_t extended;		       /* visibility / ack deadline extensions */
+	uint64_t calls;			       /* API calls made */
+	uint64_t errors;		       /* calls that failed */
+	uint64_t inflight;		       /* messages of this source in the in-flight table */
+	char last_error[SHM_SOURCE_ERROR_MAX]; /* the last failure, "" = none */
+};
+
+_Static_assert(sizeof(struct shm_source) == 4 * FERRY_CACHE_LINE, "source is 4 lines");
+
+/*
+ * ingest's in-flight table: one slot per source message between its
+ * receipt and its deletion / acknowledgement at the source, so that a
+ * restarted ingest still acks (or hands back) what its predecessor held.
+ * Written by ingest only. A message with seq S lives in slot S % slots.
+ */
+#define SHM_INFLIGHT_TOKEN_MAX 1024 /* SQS receipt handles and Pub/Sub ack ids fit */
+
+enum shm_inflight_state {
+	SHM_INFLIGHT_FREE = 0,
+	SHM_INFLIGHT_RECEIVED,	/* taken from the source, being handed to its shard */
+	SHM_INFLIGHT_PIPELINE,	/* in the pipeline: extend its visibility until acked */
+	SHM_INFLIGHT_ACKED,	/* in Kafka: delete / acknowledge at the source */
+	SHM_INFLIGHT_RETURNING, /* hand back to the source unprocessed */
+};
+
+struct shm_inflight {
+	uint64_t seq;	 /* 0 when free */
+	uint32_t state;	 /* enum shm_inflight_state */
+	uint16_t source; /* index into the source table */
+	uint16_t token_len;
+	uint32_t source_hash; /* FNV-1a of the source name: a restart with other sources skips it */
+	uint32_t shard;
+	uint64_t deadline_ns; /* CLOCK_MONOTONIC: its visibility / ack deadline expires then */
+	uint64_t received_ns; /* CLOCK_MONOTONIC */
+	uint32_t extensions;
+	uint32_t busy; /* a request about it is in flight (ingest's own bookkeeping) */
+	uint64_t reserved[2];
+	char token[SHM_INFLIGHT_TOKEN_MAX]; /* receipt handle / ack id, not NUL-terminated */
+};
+
+_Static_assert(sizeof(struct shm_inflight) == 17 * FERRY_CACHE_LINE, "in-flight slot is 17 lines");
+
 struct shm_worker_spec {
 	const char *name;
 	uint32_t kind;
@@ -178,6 +252,10 @@ struct shm_spec {
 	const struct shm_worker_spec *workers;
 	unsigned n_rings;
 	const struct shm_ring_spec *rings;
+	unsigned n_sources; /* entries of the source table */
+	const char *const *source_names;
+	const uint32_t *source_kinds;
+	unsigned inflight_slots; /* 0 or a power of two */
 };
 
 /* A process's view of a mapped segment. */
@@ -244,6 +322,10 @@ struct shm_tenant *shm_worker_tenants(const struct shm_segment *seg, unsigned w)
  * "*", when the table is full). For the table's own worker only.
  */
 struct shm_tenant *shm_tenant_slot(struct shm_tenant *table, const char *tenant);
+
+/* The source table (hdr->n_sources entries) and the in-flight table (hdr->inflight_slots). */
+struct shm_source *shm_sources(const struct shm_segment *seg);
+struct shm_inflight *shm_inflight(const struct shm_segment *seg);
 
 /* Index of the ring named name, or -ENOENT. */
 int shm_segment_ring_find(const struct shm_segment *seg, const char *name);

@@ -291,7 +291,7 @@ static void test_refuse_corrupt(void **state)
 {
 	(void)state;
 	refused(bad_magic, -EPROTO, "bad magic");
-	refused(bad_version, -EPROTO, "layout version 99, this build speaks 2");
+	refused(bad_version, -EPROTO, "layout version 99, this build speaks 3");
 	refused(bad_worker_size, -EPROTO, "structure sizes");
 	refused(bad_size, -EBADMSG, "header says");
 	refused(bad_table, -EBADMSG, "out of bounds");
@@ -353,6 +353,45 @@ static void test_tenant_table(void **state)
 	shm_segment_close(seg);
 }
 
+/* The source and in-flight tables: placed, named, refused when out of bounds. */
+static void test_ingest_tables(void **state)
+{
+	static const char *const names[] = {"https://sqs.eu-west-1.amazonaws.com/1/q",
+					    "projects/p/subscriptions/sub"};
+	static const uint32_t kinds[] = {2, 3};
+	struct shm_spec s = spec();
+	struct shm_segment *seg = NULL, *ro = NULL;
+	struct shm_inflight *t;
+	char err[256];
+
+	(void)state;
+	s.n_sources = 2;
+	s.source_names = names;
+	s.source_kinds = kinds;
+	s.inflight_slots = 100; /* not a power of two */
+	assert_int_equal(shm_segment_create(&s, 0, &seg, err, sizeof(err)), -EINVAL);
+	s.inflight_slots = 64;
+	assert_int_equal(shm_segment_create(&s, 0, &seg, err, sizeof(err)), 0);
+	assert_int_equal(seg->hdr->n_sources, 2);
+	assert_int_equal(seg->hdr->inflight_slots, 64);
+	assert_string_equal(shm_sources(seg)[0].name, names[0]);
+	assert_int_equal(shm_sources(seg)[1].kind, 3);
+	t = shm_inflight(seg);
+	/* The table lies before the first ring's data, inside the segment. */
+	assert_true((char *)&t[64] <= (char *)&seg->rings[0] + seg->rings[0].data_off);
+	t[63].seq = 63;
+	memcpy(t[63].token, "receipt", 7);
+	assert_int_equal(shm_segment_open(instance, SHM_RDONLY, &ro, err, sizeof(err)), 0);
+	assert_int_equal(shm_inflight(ro)[63].seq, 63);
+	assert_memory_equal(shm_inflight(ro)[63].token, "receipt", 7);
+	shm_segment_close(ro);
+	/* An in-flight table claimed past the end is refused. */
+	seg->hdr->inflight_slots = 1u << 20;
+	assert_int_equal(shm_segment_open(instance, SHM_RDONLY, &ro, err, sizeof(err)), -EBADMSG);
+	assert_non_null(strstr(err, "in-flight table out of bounds"));
+	shm_segment_close(seg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -363,6 +402,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_open_readonly, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_missing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refuse_corrupt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ingest_tables, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_attach_fd, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tenant_table, setup, teardown),
 	};
