@@ -149,6 +149,13 @@ static char *trim(char *s)
 	return s;
 }
 
+/* The web identity settings of a config-file profile. */
+struct wi_conf {
+	char token_file[1024];
+	char role_arn[2048];
+	char session_name[128];
+};
+
 /* What one shared file held for the wanted profile. */
 struct ini_found {
 	int section; /* the section exists */
@@ -158,11 +165,11 @@ struct ini_found {
 
 /*
  * Read the section named want (or want2, may be NULL) of an AWS shared file
- * into c. Returns 0 (see *found), -ENOENT when the file does not exist,
- * -EINVAL for a value too long, -errno when it cannot be read.
+ * into c (and the web identity keys into wi, when not NULL). Returns 0 (see *found), -ENOENT when
+ * the file does not exist, -EINVAL for a value too long, -errno when it cannot be read.
  */
 static int ini_read(const char *path, const char *want, const char *want2, struct aws_creds *c,
-		    struct ini_found *found, char *err, size_t errlen)
+		    struct wi_conf *wi, struct ini_found *found, char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "re");
 	char *line = NULL;
@@ -220,6 +227,12 @@ static int ini_read(const char *path, const char *want, const char *want2, struc
 		} else if (!strcasecmp(key, "aws_session_token") ||
 			   !strcasecmp(key, "aws_security_token")) {
 			r = copy_field(c->session_token, sizeof(c->session_token), val);
+		} else if (wi && !strcasecmp(key, "web_identity_token_file")) {
+			r = copy_field(wi->token_file, sizeof(wi->token_file), val);
+		} else if (wi && !strcasecmp(key, "role_arn")) {
+			r = copy_field(wi->role_arn, sizeof(wi->role_arn), val);
+		} else if (wi && !strcasecmp(key, "role_session_name")) {
+			r = copy_field(wi->session_name, sizeof(wi->session_name), val);
 		}
 		if (r < 0) {
 			errf(err, errlen, "%s: [%s] %s is too long", path, want, key);
@@ -264,56 +277,60 @@ static int shared_path(const char *env, const char *name, char *buf, size_t len)
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-int aws_creds_load(struct aws_creds *ret, const char *profile, char *err, size_t errlen)
+/* The profile name: profile if given (*explicit = 1), else $AWS_PROFILE, else "default". */
+static const char *profile_name(const char *profile, int *explicit)
 {
-	const char *name, *ak, *sk, *tok;
-	char path[4096], tried[1024], section[300];
-	const char *why;
-	struct ini_found fd;
-	int explicit, r;
+	const char *name;
 
-	if (!ret)
-		return -EINVAL;
-	OPENSSL_cleanse(ret, sizeof(*ret));
-	explicit = profile && *profile;
-	name = explicit ? profile : getenv("AWS_PROFILE");
-	if (!name || !*name)
-		name = "default";
-	if (strlen(name) > 256) {
-		errf(err, errlen, "AWS profile name too long");
-		return -EINVAL;
-	}
+	*explicit = profile && *profile;
+	name = *explicit ? profile : getenv("AWS_PROFILE");
+	return name && *name ? name : "default";
+}
 
-	/* 1. The environment, unless a profile was asked for by name. */
-	if (explicit) {
-		snprintf(tried, sizeof(tried), "environment (skipped: profile '%s' given)", name);
-	} else {
-		ak = getenv("AWS_ACCESS_KEY_ID");
-		sk = getenv("AWS_SECRET_ACCESS_KEY");
-		tok = getenv("AWS_SESSION_TOKEN");
-		if (ak && *ak && sk && *sk) {
-			if (copy_field(ret->access_key, sizeof(ret->access_key), ak) < 0 ||
-			    copy_field(ret->secret_key, sizeof(ret->secret_key), sk) < 0 ||
-			    copy_field(ret->session_token, sizeof(ret->session_token),
-				       tok ? tok : "") < 0) {
-				errf(err, errlen,
-				     "AWS credentials in the environment are too long (key and "
-				     "secret at most 127 bytes, session token 2047)");
-				r = -EINVAL;
-				goto fail;
-			}
-			return 0;
-		}
-		if ((ak && *ak) || (sk && *sk)) {
-			errf(err, errlen, "%s is set but %s is not",
-			     ak && *ak ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
-			     ak && *ak ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
+/*
+ * Credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN.
+ * Returns 1 (found, *ret filled), 0 (not set; tried says so) or -EINVAL.
+ */
+static int creds_env(struct aws_creds *ret, char *tried, size_t tlen, char *err, size_t errlen)
+{
+	const char *ak = getenv("AWS_ACCESS_KEY_ID"), *sk = getenv("AWS_SECRET_ACCESS_KEY");
+	const char *tok = getenv("AWS_SESSION_TOKEN");
+
+	if (ak && *ak && sk && *sk) {
+		if (copy_field(ret->access_key, sizeof(ret->access_key), ak) < 0 ||
+		    copy_field(ret->secret_key, sizeof(ret->secret_key), sk) < 0 ||
+		    copy_field(ret->session_token, sizeof(ret->session_token), tok ? tok : "") <
+			    0) {
+			OPENSSL_cleanse(ret, sizeof(*ret));
+			errf(err, errlen,
+			     "AWS credentials in the environment are too long (key and "
+			     "secret at most 127 bytes, session token 2047)");
 			return -EINVAL;
 		}
-		snprintf(tried, sizeof(tried), "environment (AWS_ACCESS_KEY_ID not set)");
+		return 1;
 	}
+	if ((ak && *ak) || (sk && *sk)) {
+		errf(err, errlen, "%s is set but %s is not",
+		     ak && *ak ? "AWS_ACCESS_KEY_ID" : "AWS_SECRET_ACCESS_KEY",
+		     ak && *ak ? "AWS_SECRET_ACCESS_KEY" : "AWS_ACCESS_KEY_ID");
+		return -EINVAL;
+	}
+	appendf(tried, tlen, "%senvironment (AWS_ACCESS_KEY_ID not set)", tried[0] ? ", " : "");
+	return 0;
+}
 
-	/* 2. The shared credentials file, [NAME]; 3. the config file, [profile NAME]. */
+/*
+ * The shared credentials file, [NAME]; then the config file, [profile NAME].
+ * Returns 1 (found), 0 (not there; tried lists why) or -errno.
+ */
+static int creds_files(const char *name, struct aws_creds *ret, char *tried, size_t tlen, char *err,
+		       size_t errlen)
+{
+	char path[4096], section[300];
+	struct ini_found fd;
+	const char *why;
+	int r;
+
 	for (int i = 0; i < 2; i++) {
 		const char *env = i ? "AWS_CONFIG_FILE" : "AWS_SHARED_CREDENTIALS_FILE";
 		const char *file = i ? "config" : "credentials";
@@ -323,16 +340,16 @@ int aws_creds_load(struct aws_creds *ret, const char *profile, char *err, size_t
 		else
 			snprintf(section, sizeof(section), "profile %s", name);
 		if (shared_path(env, file, path, sizeof(path)) < 0) {
-			appendf(tried, sizeof(tried), ", ~/.aws/%s (no HOME)", file);
+			appendf(tried, tlen, ", ~/.aws/%s (no HOME)", file);
 			continue;
 		}
 		r = ini_read(path, section, i && !strcmp(name, "default") ? "default" : NULL, ret,
-			     &fd, err, errlen);
+			     NULL, &fd, err, errlen);
 		if (r < 0 && r != -ENOENT)
 			goto fail;
 		if (fd.key && fd.secret) {
 			/* The token belongs to the file it came from: */
-			return 0;
+			return 1;
 		}
 		if (fd.key != fd.secret) {
 			errf(err, errlen, "%s: [%s] has %s but no %s", path, section,
@@ -345,16 +362,45 @@ int aws_creds_load(struct aws_creds *ret, const char *profile, char *err, size_t
 		why = r == -ENOENT  ? "no such file"
 		      : !fd.section ? "no such section"
 				    : "no aws_access_key_id";
-		appendf(tried, sizeof(tried), ", %s [%s] (%s)", path, section, why);
+		appendf(tried, tlen, ", %s [%s] (%s)", path, section, why);
 	}
-	errf(err, errlen,
-	     "no AWS credentials for profile '%s': tried %s; web identity, ECS and instance "
-	     "metadata (IMDS) are not supported",
-	     name, tried);
-	return -ENOENT;
+	return 0;
 fail:
 	OPENSSL_cleanse(ret, sizeof(*ret));
 	return r;
+}
+
+int aws_creds_load(struct aws_creds *ret, const char *profile, char *err, size_t errlen)
+{
+	char tried[1024] = "";
+	const char *name;
+	int explicit, r;
+
+	if (!ret)
+		return -EINVAL;
+	OPENSSL_cleanse(ret, sizeof(*ret));
+	name = profile_name(profile, &explicit);
+	if (strlen(name) > 256) {
+		errf(err, errlen, "AWS profile name too long");
+		return -EINVAL;
+	}
+	/* 1. The environment, unless a profile was asked for by name. */
+	if (explicit) {
+		snprintf(tried, sizeof(tried), "environment (skipped: profile '%s' given)", name);
+	} else {
+		r = creds_env(ret, tried, sizeof(tried), err, errlen);
+		if (r)
+			return r < 0 ? r : 0;
+	}
+	/* 2. The shared credentials file, [NAME]; 3. the config file, [profile NAME]. */
+	r = creds_files(name, ret, tried, sizeof(tried), err, errlen);
+	if (r)
+		return r < 0 ? r : 0;
+	errf(err, errlen,
+	     "no AWS credentials for profile '%s': tried %s; web identity, ECS and instance "
+	     "metadata (IMDS) are only looked at by aws_creds_provider_get()",
+	     name, tried);
+	return -ENOENT;
 }
 
 /* ---- SigV4 ---- */
@@ -726,6 +772,8 @@ struct aws_client {
 	char region[64];
 	char *endpoint; /* NULL: https://<service>.<region>.amazonaws.com */
 	struct aws_creds creds;
+	struct aws_creds_provider *prov; /* not owned; NULL: creds are fixed */
+	int anonymous;			 /* unsigned requests (STS web identity) */
 	CURL *easy;
 };
 
@@ -754,27 +802,26 @@ static int name_ok(const char *s, size_t max)
 	return 1;
 }
 
-struct aws_client *aws_client_new(const char *region, const char *endpoint,
-				  const struct aws_creds *creds)
+/* scheme://host[:port][/]: the JSON and query protocols post to "/". */
+static int endpoint_ok(const char *endpoint)
+{
+	const char *auth = !strncmp(endpoint, "http://", 7)    ? endpoint + 7
+			   : !strncmp(endpoint, "https://", 8) ? endpoint + 8
+							       : NULL;
+	const char *slash = auth ? strchr(auth, '/') : NULL;
+
+	return auth && *auth && *auth != '/' && !strpbrk(auth, "@?# ") && !(slash && slash[1]) &&
+	       strlen(endpoint) < 256;
+}
+
+static struct aws_client *client_new(const char *region, const char *endpoint,
+				     const struct aws_creds *creds, struct aws_creds_provider *prov)
 {
 	struct aws_client *cl;
 
-	if (!name_ok(region, sizeof(cl->region)) || !creds) {
+	if (!name_ok(region, sizeof(cl->region)) || (endpoint && !endpoint_ok(endpoint))) {
 		errno = EINVAL;
 		return NULL;
-	}
-	if (endpoint) {
-		const char *auth = !strncmp(endpoint, "http://", 7)    ? endpoint + 7
-				   : !strncmp(endpoint, "https://", 8) ? endpoint + 8
-								       : NULL;
-		const char *slash = auth ? strchr(auth, '/') : NULL;
-
-		/* scheme://host[:port][/]: the JSON protocol posts to "/". */
-		if (!auth || !*auth || *auth == '/' || strpbrk(auth, "@?# ") ||
-		    (slash && slash[1])) {
-			errno = EINVAL;
-			return NULL;
-		}
 	}
 	cl = calloc(1, sizeof(*cl));
 	if (!cl)
@@ -787,7 +834,10 @@ struct aws_client *aws_client_new(const char *region, const char *endpoint,
 		if (cl->endpoint[strlen(cl->endpoint) - 1] == '/')
 			cl->endpoint[strlen(cl->endpoint) - 1] = 0;
 	}
-	cl->creds = *creds;
+	if (creds)
+		cl->creds = *creds;
+	cl->prov = prov;
+	cl->anonymous = !creds && !prov;
 	cl->easy = curl_easy_init();
 	if (!cl->easy)
 		goto nomem;
@@ -796,6 +846,26 @@ nomem:
 	aws_client_free(cl);
 	errno = ENOMEM;
 	return NULL;
+}
+
+struct aws_client *aws_client_new(const char *region, const char *endpoint,
+				  const struct aws_creds *creds)
+{
+	if (!creds) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return client_new(region, endpoint, creds, NULL);
+}
+
+struct aws_client *aws_client_new_provider(const char *region, const char *endpoint,
+					   struct aws_creds_provider *prov)
+{
+	if (!prov) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return client_new(region, endpoint, NULL, prov);
 }
 
 void aws_client_free(struct aws_client *cl)
@@ -843,39 +913,46 @@ static int slist_add(struct curl_slist **l, const char *name, const char *value)
 	return 0;
 }
 
-int aws_json_request_new(struct aws_client *cl, const char *service, const char *target,
-			 const char *json_body, struct aws_request **ret, char *err, size_t errlen)
+/*
+ * Build one POST / request of service: Content-Type ctype, X-Amz-Target
+ * target (NULL: none), body; signed with the client's credentials (fresh
+ * from its provider, if it has one) unless the client is anonymous.
+ */
+static int request_build(struct aws_client *cl, const char *service, const char *ctype,
+			 const char *target, const char *body, struct aws_request **ret, char *err,
+			 size_t errlen)
 {
-	const char *ctype, *host, *slash;
-	char date[AWS_AMZ_DATE_LEN + 1], auth[AWS_AUTHORIZATION_MAX];
-	char ctype_h[64], target_h[160], base[300];
-	const char *signed_h[] = {ctype_h, target_h, NULL};
-	struct aws_request *rq;
+	const char *host, *slash, *region = cl->region;
+	char date[AWS_AMZ_DATE_LEN + 1], auth[AWS_AUTHORIZATION_MAX] = "";
+	char ctype_h[128], target_h[160], base[300];
+	const char *signed_h[] = {ctype_h, target ? target_h : NULL, NULL};
+	struct aws_request *rq = NULL;
 	char host_buf[256];
 	struct timespec ts;
 	int r;
 
-	if (!cl || !ret || !name_ok(service, sizeof(rq->service)) || !target || !*target ||
-	    strlen(target) > 128 || strpbrk(target, "\r\n")) {
-		errf(err, errlen, "aws: bad request arguments");
-		return -EINVAL;
+	if (cl->prov) {
+		/* A failed refresh with credentials still valid (AWS_CREDS_STALE) signs. */
+		r = aws_creds_provider_get(cl->prov, &cl->creds, err, errlen);
+		if (r < 0)
+			return r;
 	}
-	*ret = NULL;
-	if (!json_body)
-		json_body = "{}";
-	ctype = !strcmp(service, "kms")	  ? "application/x-amz-json-1.1"
-		: !strcmp(service, "sqs") ? "application/x-amz-json-1.0"
-					  : "application/json";
-	if (cl->endpoint)
+	if (cl->endpoint) {
 		snprintf(base, sizeof(base), "%s", cl->endpoint);
-	else
+	} else if (!strcmp(service, "iam")) {
+		/* IAM is global: one endpoint, signed for us-east-1. */
+		snprintf(base, sizeof(base), "https://iam.amazonaws.com");
+		region = "us-east-1";
+	} else {
 		snprintf(base, sizeof(base), "https://%s.%s.amazonaws.com", service, cl->region);
+	}
 	host = strstr(base, "://") + 3;
 	slash = strchr(host, '/');
 	snprintf(host_buf, sizeof(host_buf), "%.*s",
 		 slash ? (int)(slash - host) : (int)strlen(host), host);
 	snprintf(ctype_h, sizeof(ctype_h), "Content-Type: %s", ctype);
-	snprintf(target_h, sizeof(target_h), "X-Amz-Target: %s", target);
+	if (target)
+		snprintf(target_h, sizeof(target_h), "X-Amz-Target: %s", target);
 	clock_gettime(CLOCK_REALTIME, &ts);
 	aws_amz_date((uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec, date);
 
@@ -883,26 +960,28 @@ int aws_json_request_new(struct aws_client *cl, const char *service, const char 
 	if (!rq)
 		goto nomem;
 	snprintf(rq->service, sizeof(rq->service), "%s", service);
-	rq->body_len = strlen(json_body);
-	rq->body = strdup(json_body);
+	rq->body_len = strlen(body);
+	rq->body = strdup(body);
 	if (!rq->body || asprintf(&rq->url, "%s/", base) < 0) {
 		rq->url = NULL;
 		goto nomem;
 	}
-	r = aws_sigv4_sign(&cl->creds, cl->region, service, "POST", host_buf, "/", NULL, signed_h,
-			   rq->body, rq->body_len, date, auth, sizeof(auth));
-	if (r < 0) {
-		errf(err, errlen, "%s: cannot sign the request: %s", service, strerror(-r));
-		aws_request_free(rq);
-		return r;
+	if (!cl->anonymous) {
+		r = aws_sigv4_sign(&cl->creds, region, service, "POST", host_buf, "/", NULL,
+				   signed_h, rq->body, rq->body_len, date, auth, sizeof(auth));
+		if (r < 0) {
+			errf(err, errlen, "%s: cannot sign the request: %s", service, strerror(-r));
+			aws_request_free(rq);
+			return r;
+		}
 	}
 	rq->headers = curl_slist_append(NULL, ctype_h);
-	if (!rq->headers || !curl_slist_append(rq->headers, target_h) ||
+	if (!rq->headers || (target && !curl_slist_append(rq->headers, target_h)) ||
 	    slist_add(&rq->headers, "Host", host_buf) ||
 	    slist_add(&rq->headers, "X-Amz-Date", date) ||
-	    (cl->creds.session_token[0] &&
+	    (!cl->anonymous && cl->creds.session_token[0] &&
 	     slist_add(&rq->headers, "X-Amz-Security-Token", cl->creds.session_token)) ||
-	    slist_add(&rq->headers, "Authorization", auth) ||
+	    (!cl->anonymous && slist_add(&rq->headers, "Authorization", auth)) ||
 	    !curl_slist_append(rq->headers, "Expect:")) /* no 100-continue round trip */
 		goto nomem;
 	OPENSSL_cleanse(auth, sizeof(auth));
@@ -913,6 +992,38 @@ nomem:
 	aws_request_free(rq);
 	errf(err, errlen, "%s: out of memory", service);
 	return -ENOMEM;
+}
+
+int aws_json_request_new(struct aws_client *cl, const char *service, const char *target,
+			 const char *json_body, struct aws_request **ret, char *err, size_t errlen)
+{
+	const char *ctype;
+
+	if (ret)
+		*ret = NULL;
+	if (!cl || !ret || !name_ok(service, 32) || !target || !*target || strlen(target) > 128 ||
+	    strpbrk(target, "\r\n")) {
+		errf(err, errlen, "aws: bad request arguments");
+		return -EINVAL;
+	}
+	ctype = !strcmp(service, "kms")	  ? "application/x-amz-json-1.1"
+		: !strcmp(service, "sqs") ? "application/x-amz-json-1.0"
+					  : "application/json";
+	return request_build(cl, service, ctype, target, json_body ? json_body : "{}", ret, err,
+			     errlen);
+}
+
+int aws_query_request_new(struct aws_client *cl, const char *service, const char *form_body,
+			  struct aws_request **ret, char *err, size_t errlen)
+{
+	if (ret)
+		*ret = NULL;
+	if (!cl || !ret || !name_ok(service, 32) || !form_body || !*form_body) {
+		errf(err, errlen, "aws: bad request arguments");
+		return -EINVAL;
+	}
+	return request_build(cl, service, "application/x-www-form-urlencoded; charset=utf-8", NULL,
+			     form_body, ret, err, errlen);
 }
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
@@ -1113,12 +1224,31 @@ int aws_request_finish(struct aws_request *rq, CURL *easy, CURLcode code, char *
 	return status >= 400 && status <= 499 && auth_error(status, type) ? -EACCES : -EIO;
 }
 
+/* Transfer rq on the client's easy handle and finish it; frees rq. */
+static int client_perform(struct aws_client *cl, struct aws_request *rq, char **ret_body,
+			  long *ret_http_status, char *err, size_t errlen)
+{
+	CURLcode code;
+	int ret;
+
+	curl_easy_reset(cl->easy); /* keeps live connections */
+	ret = aws_request_attach(rq, cl->easy);
+	if (ret < 0) {
+		errf(err, errlen, "%s: cannot set up the transfer", rq->service);
+		aws_request_free(rq);
+		return ret;
+	}
+	code = curl_easy_perform(cl->easy);
+	ret = aws_request_finish(rq, cl->easy, code, ret_body, ret_http_status, err, errlen);
+	aws_request_free(rq);
+	return ret;
+}
+
 int aws_json_call(struct aws_client *cl, const char *service, const char *target,
 		  const char *json_body, char **ret_body, long *ret_http_status, char *err,
 		  size_t errlen)
 {
 	struct aws_request *rq;
-	CURLcode code;
 	int ret;
 
 	if (ret_body)
@@ -1128,17 +1258,111 @@ int aws_json_call(struct aws_client *cl, const char *service, const char *target
 	ret = aws_json_request_new(cl, service, target, json_body, &rq, err, errlen);
 	if (ret < 0)
 		return ret;
-	curl_easy_reset(cl->easy); /* keeps live connections */
-	ret = aws_request_attach(rq, cl->easy);
-	if (ret < 0) {
-		errf(err, errlen, "%s: cannot set up the transfer", service);
-		aws_request_free(rq);
+	return client_perform(cl, rq, ret_body, ret_http_status, err, errlen);
+}
+
+int aws_query_call(struct aws_client *cl, const char *service, const char *form_body,
+		   char **ret_body, long *ret_http_status, char *err, size_t errlen)
+{
+	struct aws_request *rq;
+	int ret;
+
+	if (ret_body)
+		*ret_body = NULL;
+	if (ret_http_status)
+		*ret_http_status = 0;
+	ret = aws_query_request_new(cl, service, form_body, &rq, err, errlen);
+	if (ret < 0)
 		return ret;
+	return client_perform(cl, rq, ret_body, ret_http_status, err, errlen);
+}
+
+char *aws_form_encode(const char *s)
+{
+	struct sbuf sb = {0};
+
+	if (!s) {
+		errno = EINVAL;
+		return NULL;
 	}
-	code = curl_easy_perform(cl->easy);
-	ret = aws_request_finish(rq, cl->easy, code, ret_body, ret_http_status, err, errlen);
-	aws_request_free(rq);
-	return ret;
+	sb_add(&sb, "");
+	/* As botocore encodes form bodies (Python's quote_plus): ' ' is '+'. moto checks
+	 * signatures over the form it re-encodes that way, AWS over the bytes sent. */
+	for (const char *p = s; *p; p++) {
+		if (*p == ' ')
+			sb_addc(&sb, '+');
+		else
+			sb_uri_encode(&sb, p, 1, 0);
+	}
+	if (sb.oom) {
+		sb_free(&sb);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return sb.p;
+}
+
+int aws_xml_text(const char *xml, const char *tag, char *ret, size_t cap)
+{
+	char open[72], close[72];
+	const char *a, *b;
+	size_t n = 0;
+
+	if (!xml || !tag || !*tag || strlen(tag) > 64 || !ret || !cap)
+		return -EINVAL;
+	snprintf(open, sizeof(open), "<%s>", tag);
+	snprintf(close, sizeof(close), "</%s>", tag);
+	a = strstr(xml, open);
+	if (!a)
+		return -ENOENT;
+	a += strlen(open);
+	b = strstr(a, close);
+	if (!b)
+		return -ENOENT;
+	for (const char *p = a; p < b; p++) {
+		static const struct {
+			const char *name;
+			char c;
+		} ents[] = {{"&amp;", '&'},
+			    {"&lt;", '<'},
+			    {"&gt;", '>'},
+			    {"&quot;", '"'},
+			    {"&apos;", '\''}};
+		char c = *p;
+
+		if (c == '&') {
+			size_t i;
+
+			for (i = 0; i < sizeof(ents) / sizeof(ents[0]); i++) {
+				size_t l = strlen(ents[i].name);
+
+				if ((size_t)(b - p) >= l && !strncmp(p, ents[i].name, l)) {
+					c = ents[i].c;
+					p += l - 1;
+					break;
+				}
+			}
+			if (i == sizeof(ents) / sizeof(ents[0]) && p + 2 < b && p[1] == '#') {
+				/* &#NN; or &#xNN; of an ASCII character (newlines in messages). */
+				char *end;
+				int hx = p[2] == 'x' || p[2] == 'X';
+				long v = strtol(p + 2 + hx, &end, hx ? 16 : 10);
+
+				if (end < b && *end == ';' && end > p + 2 + hx && v > 0 &&
+				    v < 128) {
+					c = (char)v;
+					p = end;
+				}
+			}
+		}
+		if (n + 1 >= cap) {
+			ret[0] = 0;
+			return -ENOSPC;
+		}
+		ret[n++] = c;
+	}
+	ret[n] = 0;
+	return (int)n;
 }
 
 /* ---- KMS ---- */
@@ -1229,4 +1453,651 @@ out:
 	cJSON_Delete(in);
 	free(b64);
 	return ret;
+}
+
+/* ---- the credential chain: web identity, ECS, IMDS, and the provider ---- */
+
+#define PROVIDER_REFRESH_NS (300ull * 1000000000ull) /* refresh 5 min before expiry */
+#define META_RESPONSE_MAX   (64u * 1024)	     /* ECS/IMDS answers are small */
+
+struct aws_creds_provider {
+	char profile[257];
+	int explicit;
+	char region[64]; /* "" = none known: the global STS endpoint */
+	struct aws_creds cur;
+	int have;
+	char source[32];
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* "2019-11-20T12:34:56Z", "...56.123Z" or "...56+00:00" -> CLOCK_REALTIME ns; 0 if not that. */
+static uint64_t iso8601_ns(const char *s)
+{
+	struct tm tm = {0};
+	int used = 0;
+	time_t t;
+
+	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+		   &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &used) != 6 ||
+	    !used)
+		return 0;
+	s += used;
+	if (*s == '.')
+		for (s++; isdigit((unsigned char)*s); s++)
+			;
+	if (strcmp(s, "Z") && strcmp(s, "+00:00") && strcmp(s, "") && strcmp(s, "UTC"))
+		return 0;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	t = timegm(&tm);
+	return t <= 0 ? 0 : (uint64_t)t * 1000000000ull;
+}
+
+static size_t on_meta_body(char *data, size_t size, size_t nmemb, void *userdata)
+{
+	struct sbuf *sb = userdata;
+	size_t n = size * nmemb;
+
+	if (sb->len + n > META_RESPONSE_MAX)
+		return 0;
+	sb_addn(sb, data, n);
+	return sb->oom ? 0 : n;
+}
+
+/*
+ * One small HTTP exchange with a metadata endpoint (ECS, IMDS): method
+ * ("GET" or "PUT", no body), headers, short timeouts, no proxy (these are
+ * link-local or loopback addresses). Returns 0 with the status in *status
+ * and the body (NUL-terminated, even when empty) in *body, or -EIO with
+ * curl's reason in err.
+ */
+static int meta_http(const char *what, const char *method, const char *url,
+		     struct curl_slist *headers, long connect_ms, long total_ms, struct sbuf *body,
+		     long *status, char *err, size_t errlen)
+{
+	char cerr[CURL_ERROR_SIZE] = "";
+	CURL *e = curl_easy_init();
+	CURLcode c = CURLE_OK;
+
+	*status = 0;
+	if (!e) {
+		errf(err, errlen, "%s: out of memory", what);
+		return -ENOMEM;
+	}
+#define SET(opt, val)                                                                              \
+	do {                                                                                       \
+		if (c == CURLE_OK)                                                                 \
+			c = curl_easy_setopt(e, opt, val);                                         \
+	} while (0)
+	SET(CURLOPT_URL, url);
+	SET(CURLOPT_PROTOCOLS_STR, "http,https");
+	SET(CURLOPT_CUSTOMREQUEST, method);
+	SET(CURLOPT_HTTPHEADER, headers);
+	SET(CURLOPT_WRITEFUNCTION, on_meta_body);
+	SET(CURLOPT_WRITEDATA, body);
+	SET(CURLOPT_ERRORBUFFER, cerr);
+	SET(CURLOPT_NOSIGNAL, 1L);
+	SET(CURLOPT_NOPROXY, "*");
+	SET(CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+	SET(CURLOPT_TIMEOUT_MS, total_ms);
+#undef SET
+	if (c == CURLE_OK)
+		c = curl_easy_perform(e);
+	if (c == CURLE_OK)
+		curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, status);
+	curl_easy_cleanup(e);
+	sb_add(body, "");
+	if (body->oom) {
+		errf(err, errlen, "%s: out of memory", what);
+		return -ENOMEM;
+	}
+	if (c != CURLE_OK) {
+		errf(err, errlen, "%s: %s%s%s", what, curl_easy_strerror(c), cerr[0] ? ": " : "",
+		     cerr);
+		return -EIO;
+	}
+	return 0;
+}
+
+/*
+ * Credentials from an ECS/IMDS JSON document (AccessKeyId, SecretAccessKey,
+ * Token, Expiration). Returns 0 or -EPROTO.
+ */
+static int creds_from_json(const char *what, const char *body, struct aws_creds *ret, char *err,
+			   size_t errlen)
+{
+	static const char *const names[] = {"AccessKeyId", "SecretAccessKey", "Token",
+					    "Expiration"};
+	cJSON *j = cJSON_Parse(body);
+	const cJSON *v[4], *code;
+	int r = 0;
+
+	for (int i = 0; i < 4; i++)
+		v[i] = cJSON_GetObjectItemCaseSensitive(j, names[i]);
+	code = cJSON_GetObjectItemCaseSensitive(j, "Code");
+	if (cJSON_IsString(code) && strcmp(code->valuestring, "Success")) {
+		char c[64];
+
+		one_line(c, sizeof(c), code->valuestring, strlen(code->valuestring));
+		errf(err, errlen, "%s: credentials document says Code %s", what, c);
+		r = -EPROTO;
+	} else if (!cJSON_IsString(v[0]) || !cJSON_IsString(v[1]) || !v[0]->valuestring[0] ||
+		   !v[1]->valuestring[0]) {
+		errf(err, errlen, "%s: no AccessKeyId and SecretAccessKey in the answer", what);
+		r = -EPROTO;
+	} else if (copy_field(ret->access_key, sizeof(ret->access_key), v[0]->valuestring) ||
+		   copy_field(ret->secret_key, sizeof(ret->secret_key), v[1]->valuestring) ||
+		   (cJSON_IsString(v[2]) &&
+		    copy_field(ret->session_token, sizeof(ret->session_token),
+			       v[2]->valuestring))) {
+		errf(err, errlen, "%s: credentials too long", what);
+		r = -EPROTO;
+	} else if (cJSON_IsString(v[3]) && !(ret->expires_ns = iso8601_ns(v[3]->valuestring))) {
+		errf(err, errlen, "%s: Expiration is not an ISO 8601 UTC time", what);
+		r = -EPROTO;
+	}
+	if (j) {
+		for (int i = 0; i < 3; i++)
+			if (cJSON_IsString(v[i]))
+				OPENSSL_cleanse(v[i]->valuestring, strlen(v[i]->valuestring));
+		cJSON_Delete(j);
+	}
+	if (r < 0)
+		OPENSSL_cleanse(ret, sizeof(*ret));
+	return r;
+}
+
+/* Read a small secret file (a token) into a malloc'd, trimmed string. NULL with errno. */
+static char *read_secret_file(const char *path)
+{
+	struct sbuf sb = {0};
+	char buf[4096];
+	FILE *f = fopen(path, "re");
+	size_t n;
+	int e;
+
+	if (!f)
+		return NULL;
+	sb_add(&sb, "");
+	while ((n = fread(buf, 1, sizeof(buf), f)) > 0 && sb.len < 65536)
+		sb_addn(&sb, buf, n);
+	e = ferror(f) ? EIO : sb.len >= 65536 ? EFBIG : sb.oom ? ENOMEM : 0;
+	fclose(f);
+	OPENSSL_cleanse(buf, sizeof(buf));
+	if (e) {
+		sb_free(&sb);
+		errno = e;
+		return NULL;
+	}
+	while (sb.len && isspace((unsigned char)sb.p[sb.len - 1]))
+		sb.p[--sb.len] = 0;
+	return sb.p;
+}
+
+/* The STS endpoint: AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL, regional, else global. */
+static void sts_endpoint(const char *region, char *buf, size_t len)
+{
+	const char *e = getenv("AWS_ENDPOINT_URL_STS");
+
+	if (!e || !*e)
+		e = getenv("AWS_ENDPOINT_URL");
+	if (e && *e)
+		snprintf(buf, len, "%s", e);
+	else if (region && *region)
+		snprintf(buf, len, "https://sts.%s.amazonaws.com", region);
+	else
+		snprintf(buf, len, "https://sts.amazonaws.com");
+}
+
+/*
+ * STS AssumeRoleWithWebIdentity (unsigned: the token is the proof).
+ * Returns 0 and *ret, or -errno with the reason in err.
+ */
+static int creds_web_identity(const char *region, const struct wi_conf *wi, struct aws_creds *ret,
+			      char *err, size_t errlen)
+{
+	char endpoint[300], session[128], exp[64], msg[256];
+	char *token = NULL, *t_enc = NULL, *arn_enc = NULL, *s_enc = NULL, *form = NULL;
+	char *body = NULL;
+	struct aws_client *cl = NULL;
+	int r;
+
+	sts_endpoint(region, endpoint, sizeof(endpoint));
+	if (wi->session_name[0])
+		snprintf(session, sizeof(session), "%s", wi->session_name);
+	else
+		snprintf(session, sizeof(session), "ferry-%llu",
+			 (unsigned long long)(now_ns() / 1000000000ull));
+	token = read_secret_file(wi->token_file);
+	if (!token) {
+		r = -errno;
+		errf(err, errlen, "web identity: cannot read token file %s: %s", wi->token_file,
+		     strerror(-r));
+		return r;
+	}
+	if (!*token) {
+		errf(err, errlen, "web identity: token file %s is empty", wi->token_file);
+		r = -EINVAL;
+		goto out;
+	}
+	cl = client_new(region && *region ? region : "us-east-1", endpoint, NULL, NULL);
+	if (!cl) {
+		r = -errno;
+		errf(err, errlen, "web identity: bad STS endpoint %s", endpoint);
+		goto out;
+	}
+	t_enc = aws_form_encode(token);
+	arn_enc = aws_form_encode(wi->role_arn);
+	s_enc = aws_form_encode(session);
+	if (!t_enc || !arn_enc || !s_enc ||
+	    asprintf(&form,
+		     "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=%s"
+		     "&RoleSessionName=%s&WebIdentityToken=%s",
+		     arn_enc, s_enc, t_enc) < 0) {
+		form = NULL;
+		errf(err, errlen, "web identity: out of memory");
+		r = -ENOMEM;
+		goto out;
+	}
+	r = aws_query_call(cl, "sts", form, &body, NULL, msg, sizeof(msg));
+	if (r < 0) {
+		errf(err, errlen, "web identity (%s): %s", endpoint, msg);
+		goto out;
+	}
+	if (aws_xml_text(body, "AccessKeyId", ret->access_key, sizeof(ret->access_key)) <= 0 ||
+	    aws_xml_text(body, "SecretAccessKey", ret->secret_key, sizeof(ret->secret_key)) <= 0 ||
+	    aws_xml_text(body, "SessionToken", ret->session_token, sizeof(ret->session_token)) <
+		    0 ||
+	    aws_xml_text(body, "Expiration", exp, sizeof(exp)) <= 0 ||
+	    !(ret->expires_ns = iso8601_ns(exp))) {
+		OPENSSL_cleanse(ret, sizeof(*ret));
+		errf(err, errlen,
+		     "web identity: AssumeRoleWithWebIdentity answer without AccessKeyId, "
+		     "SecretAccessKey, SessionToken and Expiration");
+		r = -EPROTO;
+	}
+out:
+	free_secret(body);
+	free_secret(form);
+	free_secret(t_enc);
+	free(arn_enc);
+	free(s_enc);
+	free_secret(token);
+	aws_client_free(cl);
+	return r;
+}
+
+/* Is the host of an http:// full URI one the SDKs allow (loopback or the ECS/EKS agents)? */
+static int container_host_ok(const char *url)
+{
+	static const char *const hosts[] = {"127.",	     "localhost",      "[::1]",
+					    "169.254.170.2", "169.254.170.23", "[fd00:ec2::23]"};
+	const char *h = url + 7;
+	size_t hl = strcspn(h, ":/");
+
+	if (*h == '[')
+		hl = strcspn(h, "]") + 1;
+	for (size_t i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
+		size_t n = strlen(hosts[i]);
+
+		if (hosts[i][n - 1] == '.' ? hl > n && !strncmp(h, hosts[i], n)
+					   : hl == n && !strncmp(h, hosts[i], n))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * ECS / EKS Pod Identity container credentials. Returns 1 (found), 0 (not
+ * configured) or -errno (configured, but failed: the SDKs stop there too).
+ */
+static int creds_container(struct aws_creds *ret, char *tried, size_t tlen, char *err,
+			   size_t errlen)
+{
+	const char *rel = getenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
+	const char *full = getenv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+	const char *tok_file = getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+	const char *tok_env = getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN");
+	struct curl_slist *h = NULL;
+	struct sbuf body = {0};
+	char url[2048], *tok = NULL;
+	long status;
+	int r;
+
+	if (rel && *rel) {
+		snprintf(url, sizeof(url), "http://169.254.170.2%s", rel);
+	} else if (full && *full) {
+		if (strncmp(full, "https://", 8) &&
+		    (strncmp(full, "http://", 7) || !container_host_ok(full))) {
+			errf(err, errlen,
+			     "AWS_CONTAINER_CREDENTIALS_FULL_URI must be https:// or http:// to a "
+			     "loopback or ECS/EKS agent address");
+			return -EINVAL;
+		}
+		snprintf(url, sizeof(url), "%s", full);
+	} else {
+		appendf(tried, tlen, ", ECS container (AWS_CONTAINER_CREDENTIALS_*_URI not set)");
+		return 0;
+	}
+	/* The token file wins over the variable, as in the SDKs (EKS Pod Identity rotates it). */
+	if (tok_file && *tok_file) {
+		tok = read_secret_file(tok_file);
+		if (!tok) {
+			r = -errno;
+			errf(err, errlen, "ECS container credentials: cannot read %s: %s", tok_file,
+			     strerror(-r));
+			return r;
+		}
+	} else if (tok_env && *tok_env) {
+		tok = strdup(tok_env);
+		if (!tok)
+			return -ENOMEM;
+	}
+	if (tok && (strpbrk(tok, "\r\n") || slist_add(&h, "Authorization", tok))) {
+		errf(err, errlen, "ECS container credentials: bad authorization token");
+		r = -EINVAL;
+		goto out;
+	}
+	r = meta_http("ECS container credentials", "GET", url, h, 2000, 5000, &body, &status, err,
+		      errlen);
+	if (r < 0)
+		goto out;
+	if (status != 200) {
+		errf(err, errlen, "ECS container credentials: HTTP %ld from %s", status,
+		     rel && *rel ? "169.254.170.2" : "AWS_CONTAINER_CREDENTIALS_FULL_URI");
+		r = -EIO;
+		goto out;
+	}
+	r = creds_from_json("ECS container credentials", body.p, ret, err, errlen);
+	if (r == 0)
+		r = 1;
+out:
+	for (struct curl_slist *l = h; l; l = l->next)
+		OPENSSL_cleanse(l->data, strlen(l->data));
+	curl_slist_free_all(h);
+	free_secret(tok);
+	sb_free(&body);
+	return r;
+}
+
+/*
+ * EC2 instance metadata, IMDSv2: a session token by PUT, then the role name,
+ * then its credentials. Short timeouts, so a host that is not on EC2 fails in
+ * about a second. Returns 1 (found), 0 (disabled, or no IMDS: tried says why)
+ * or -errno (IMDS answered, but not with credentials).
+ */
+static int creds_imds(struct aws_creds *ret, char *tried, size_t tlen, char *err, size_t errlen)
+{
+	const char *base = getenv("AWS_EC2_METADATA_SERVICE_ENDPOINT");
+	const char *dis = getenv("AWS_EC2_METADATA_DISABLED");
+	char url[1024], role[256], tok_h[200] = "", why[256] = "";
+	struct curl_slist *h = NULL;
+	struct sbuf body = {0};
+	size_t blen;
+	long status;
+	int r;
+
+	if (dis && !strcasecmp(dis, "true")) {
+		appendf(tried, tlen, ", instance metadata (AWS_EC2_METADATA_DISABLED)");
+		return 0;
+	}
+	if (!base || !*base)
+		base = "http://169.254.169.254";
+	blen = strlen(base);
+	while (blen && base[blen - 1] == '/')
+		blen--;
+	snprintf(url, sizeof(url), "%.*s/latest/api/token", (int)blen, base);
+	h = curl_slist_append(NULL, "X-aws-ec2-metadata-token-ttl-seconds: 21600");
+	if (!h)
+		return -ENOMEM;
+	r = meta_http("instance metadata", "PUT", url, h, 1000, 2000, &body, &status, why,
+		      sizeof(why));
+	curl_slist_free_all(h);
+	h = NULL;
+	if (r < 0) {
+		/* Not on EC2 (or IMDS unreachable): the chain ends without credentials. */
+		appendf(tried, tlen, ", instance metadata (%s)", why);
+		sb_free(&body);
+		return r == -EIO ? 0 : r;
+	}
+	if (status == 200 && body.len && body.len < 150) {
+		snprintf(tok_h, sizeof(tok_h), "X-aws-ec2-metadata-token: %s", body.p);
+	} else if (status != 403 && status != 404 && status != 405) {
+		/* 403/404/405: an IMDSv1-only endpoint, as the SDKs fall back; else an error. */
+		errf(err, errlen, "instance metadata: HTTP %ld for a session token", status);
+		r = -EIO;
+		goto out;
+	}
+	sb_free(&body);
+	if (tok_h[0] && !(h = curl_slist_append(NULL, tok_h))) {
+		r = -ENOMEM;
+		goto out;
+	}
+	snprintf(url, sizeof(url), "%.*s/latest/meta-data/iam/security-credentials/", (int)blen,
+		 base);
+	r = meta_http("instance metadata", "GET", url, h, 1000, 2000, &body, &status, err, errlen);
+	if (r < 0)
+		goto out;
+	if (status == 404) {
+		errf(err, errlen, "instance metadata: no IAM role attached to this instance");
+		r = -ENOENT;
+		goto out;
+	}
+	if (status != 200 || !body.len) {
+		errf(err, errlen, "instance metadata: HTTP %ld for the role name", status);
+		r = -EIO;
+		goto out;
+	}
+	one_line(role, sizeof(role), body.p, strcspn(body.p, "\r\n"));
+	if (!role[0] || strpbrk(role, "/?# ")) {
+		errf(err, errlen, "instance metadata: bad role name");
+		r = -EPROTO;
+		goto out;
+	}
+	sb_free(&body);
+	snprintf(url, sizeof(url), "%.*s/latest/meta-data/iam/security-credentials/%s", (int)blen,
+		 base, role);
+	r = meta_http("instance metadata", "GET", url, h, 1000, 2000, &body, &status, err, errlen);
+	if (r < 0)
+		goto out;
+	if (status != 200) {
+		errf(err, errlen, "instance metadata: HTTP %ld for the credentials of role %s",
+		     status, role);
+		r = -EIO;
+		goto out;
+	}
+	r = creds_from_json("instance metadata", body.p, ret, err, errlen);
+	if (r == 0)
+		r = 1;
+out:
+	OPENSSL_cleanse(tok_h, sizeof(tok_h));
+	for (struct curl_slist *l = h; l; l = l->next)
+		OPENSSL_cleanse(l->data, strlen(l->data));
+	curl_slist_free_all(h);
+	sb_free(&body);
+	return r;
+}
+
+/* The web identity settings: environment (unless a profile was named), else the profile. */
+static int wi_settings(const struct aws_creds_provider *p, struct wi_conf *wi, char *err,
+		       size_t errlen)
+{
+	const char *tf = getenv("AWS_WEB_IDENTITY_TOKEN_FILE"), *arn = getenv("AWS_ROLE_ARN");
+	const char *sn = getenv("AWS_ROLE_SESSION_NAME");
+	struct aws_creds scratch = {0};
+	struct ini_found fd;
+	char path[4096], section[300];
+	int r;
+
+	memset(wi, 0, sizeof(*wi));
+	if (!p->explicit && tf && *tf && arn && *arn) {
+		if (copy_field(wi->token_file, sizeof(wi->token_file), tf) ||
+		    copy_field(wi->role_arn, sizeof(wi->role_arn), arn) ||
+		    copy_field(wi->session_name, sizeof(wi->session_name), sn ? sn : "")) {
+			errf(err, errlen,
+			     "AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN or "
+			     "AWS_ROLE_SESSION_NAME too long");
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if (shared_path("AWS_CONFIG_FILE", "config", path, sizeof(path)) < 0)
+		return 0;
+	snprintf(section, sizeof(section), "profile %s", p->profile);
+	r = ini_read(path, section, !strcmp(p->profile, "default") ? "default" : NULL, &scratch, wi,
+		     &fd, err, errlen);
+	OPENSSL_cleanse(&scratch, sizeof(scratch));
+	if (r < 0 && r != -ENOENT)
+		return r;
+	/* role_arn without a token file is an assume-role profile: not ours. */
+	if (!wi->token_file[0] || !wi->role_arn[0])
+		memset(wi, 0, sizeof(*wi));
+	return 0;
+}
+
+/*
+ * Walk the chain once. Returns 0 with *ret and the source's name, or -errno
+ * (-ENOENT when no source has credentials, err listing what was tried).
+ */
+static int chain_resolve(const struct aws_creds_provider *p, struct aws_creds *ret, char *source,
+			 size_t slen, char *err, size_t errlen)
+{
+	char tried[2048] = "";
+	struct wi_conf wi;
+	int r;
+
+	OPENSSL_cleanse(ret, sizeof(*ret));
+	/* 1. The environment, unless a profile was asked for by name. */
+	if (p->explicit) {
+		snprintf(tried, sizeof(tried), "environment (skipped: profile '%s' given)",
+			 p->profile);
+	} else {
+		r = creds_env(ret, tried, sizeof(tried), err, errlen);
+		if (r) {
+			snprintf(source, slen, "environment");
+			return r < 0 ? r : 0;
+		}
+	}
+	/* 2. Web identity (EKS IRSA): a token file and a role, traded at STS. */
+	r = wi_settings(p, &wi, err, errlen);
+	if (r < 0)
+		return r;
+	if (wi.token_file[0]) {
+		r = creds_web_identity(p->region, &wi, ret, err, errlen);
+		if (r == 0)
+			snprintf(source, slen, "web identity");
+		return r;
+	}
+	appendf(tried, sizeof(tried), ", web identity (no token file and role)");
+	/* 3, 4. The shared credentials file, then the config file. */
+	r = creds_files(p->profile, ret, tried, sizeof(tried), err, errlen);
+	if (r) {
+		snprintf(source, slen, "shared files");
+		return r < 0 ? r : 0;
+	}
+	/* 5. ECS container credentials; 6. EC2 instance metadata. */
+	r = creds_container(ret, tried, sizeof(tried), err, errlen);
+	if (r) {
+		snprintf(source, slen, "ECS container");
+		return r < 0 ? r : 0;
+	}
+	r = creds_imds(ret, tried, sizeof(tried), err, errlen);
+	if (r) {
+		snprintf(source, slen, "instance metadata");
+		return r < 0 ? r : 0;
+	}
+	errf(err, errlen, "no AWS credentials for profile '%s': tried %s", p->profile, tried);
+	return -ENOENT;
+}
+
+struct aws_creds_provider *aws_creds_provider_new(const char *profile, const char *region)
+{
+	struct aws_creds_provider *p;
+	const char *name;
+	int explicit;
+
+	name = profile_name(profile, &explicit);
+	if (!region || !*region)
+		region = getenv("AWS_REGION");
+	if (!region || !*region)
+		region = getenv("AWS_DEFAULT_REGION");
+	if (strlen(name) > 256 || (region && *region && !name_ok(region, 64))) {
+		errno = EINVAL;
+		return NULL;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	snprintf(p->profile, sizeof(p->profile), "%s", name);
+	p->explicit = explicit;
+	snprintf(p->region, sizeof(p->region), "%s", region ? region : "");
+	return p;
+}
+
+void aws_creds_provider_free(struct aws_creds_provider *p)
+{
+	if (!p)
+		return;
+	OPENSSL_cleanse(p, sizeof(*p));
+	free(p);
+}
+
+const char *aws_creds_provider_source(const struct aws_creds_provider *p)
+{
+	return p && p->have ? p->source : "";
+}
+
+int aws_creds_provider_get(struct aws_creds_provider *p, struct aws_creds *ret, char *err,
+			   size_t errlen)
+{
+	struct aws_creds fresh;
+	char source[sizeof(p->source)], why[768] = "";
+	uint64_t now = now_ns();
+	int r;
+
+	if (!p || !ret)
+		return -EINVAL;
+	if (p->have && (!p->cur.expires_ns || p->cur.expires_ns > now + PROVIDER_REFRESH_NS)) {
+		*ret = p->cur;
+		return 0;
+	}
+	r = chain_resolve(p, &fresh, source, sizeof(source), why, sizeof(why));
+	if (r == 0 && fresh.expires_ns && fresh.expires_ns <= now) {
+		snprintf(why, sizeof(why), "credentials from %s are already expired", source);
+		r = -EKEYEXPIRED;
+	}
+	if (r == 0) {
+		p->cur = fresh;
+		p->have = 1;
+		snprintf(p->source, sizeof(p->source), "%s", source);
+		OPENSSL_cleanse(&fresh, sizeof(fresh));
+		*ret = p->cur;
+		return 0;
+	}
+	OPENSSL_cleanse(&fresh, sizeof(fresh));
+	if (p->have && p->cur.expires_ns > now) {
+		errf(err, errlen,
+		     "refreshing AWS credentials failed (%s); the ones from %s stay valid for "
+		     "%llu s",
+		     why, p->source,
+		     (unsigned long long)((p->cur.expires_ns - now) / 1000000000ull));
+		*ret = p->cur;
+		return AWS_CREDS_STALE;
+	}
+	if (p->have) {
+		OPENSSL_cleanse(&p->cur, sizeof(p->cur));
+		p->have = 0;
+	}
+	errf(err, errlen, "%s", why);
+	OPENSSL_cleanse(ret, sizeof(*ret));
+	return r;
 }

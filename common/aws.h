@@ -1,18 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * aws: the AWS client code ferry's stages share (ingest calls SQS, decrypt
- * calls KMS): credentials, Signature Version 4, the JSON protocol over
- * libcurl, and KMS Decrypt.
+ * aws: the AWS client code ferry's stages and tools share (ingest calls SQS,
+ * decrypt calls KMS, ferry-envelope publishes to SNS): credentials,
+ * Signature Version 4, the JSON and query protocols over libcurl, and KMS
+ * Decrypt.
  *
- * Credentials come from the environment or the shared files, in the order
- * the AWS SDKs use (see aws_creds_load()). Web identity, ECS and IMDS are
- * not supported yet.
+ * Credentials: aws_creds_provider_get() walks the whole chain of the AWS
+ * SDKs (environment, web identity through STS, shared credentials file,
+ * config file, ECS container endpoint, EC2 instance metadata IMDSv2) and
+ * refreshes temporary credentials before they expire; a client made with
+ * aws_client_new_provider() signs every request with fresh ones.
+ * aws_creds_load() reads the static sources only (environment and files).
  *
- * A JSON call is built (aws_json_request_new(): URL, signed headers, body)
- * apart from its transfer (aws_request_attach() on any easy handle, then
- * aws_request_finish()), so a stage driving a curl multi handle reuses the
- * building and the error mapping; aws_json_call() does all three on the
- * client's own blocking easy handle.
+ * A call is built (aws_json_request_new() or aws_query_request_new(): URL,
+ * signed headers, body) apart from its transfer (aws_request_attach() on any
+ * easy handle, then aws_request_finish()), so a stage driving a curl multi
+ * handle reuses the building and the error mapping; aws_json_call() and
+ * aws_query_call() do all three on the client's own blocking easy handle.
  *
  * SECRETS: nothing here logs. Secret keys, session tokens and plaintexts
  * never reach an err message; error messages carry AWS's error type and
@@ -69,6 +73,65 @@ struct aws_creds {
  */
 int aws_creds_load(struct aws_creds *ret, const char *profile, char *err, size_t errlen);
 
+/* aws_creds_provider_get(): a refresh failed, the credentials returned are still valid. */
+#define AWS_CREDS_STALE 1
+
+struct aws_creds_provider;
+
+/*
+ * A credentials provider: the chain of the AWS SDKs (botocore), walked on
+ * the first aws_creds_provider_get() and again whenever the credentials it
+ * holds expire within 5 minutes:
+ *   1. the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+ *      AWS_SESSION_TOKEN) -- skipped when profile is given by name;
+ *   2. web identity (EKS IRSA): AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN
+ *      [+ AWS_ROLE_SESSION_NAME] (not when profile is given by name), else
+ *      the profile's web_identity_token_file + role_arn [+ role_session_name]
+ *      in the config file; the token is traded for temporary credentials
+ *      by an unsigned STS AssumeRoleWithWebIdentity at AWS_ENDPOINT_URL_STS,
+ *      else AWS_ENDPOINT_URL, else https://sts.<region>.amazonaws.com (or
+ *      https://sts.amazonaws.com when no region is known). The token file is
+ *      read again at each refresh (the kubelet rotates it);
+ *   3. the shared credentials file, [NAME]; 4. the config file,
+ *      [profile NAME] (as aws_creds_load());
+ *   5. ECS container credentials: GET http://169.254.170.2$AWS_CONTAINER_
+ *      CREDENTIALS_RELATIVE_URI, or $AWS_CONTAINER_CREDENTIALS_FULL_URI
+ *      (https, or http to loopback or the ECS/EKS agent addresses), with the
+ *      contents of AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE (else
+ *      AWS_CONTAINER_AUTHORIZATION_TOKEN) as the Authorization header;
+ *   6. EC2 instance metadata, IMDSv2 (session token by PUT, then the role
+ *      name, then its credentials) at AWS_EC2_METADATA_SERVICE_ENDPOINT, else
+ *      http://169.254.169.254; skipped when AWS_EC2_METADATA_DISABLED=true.
+ *      Timeouts of 1 s connect / 2 s total, so a host not on EC2 fails fast.
+ * The first source that is configured decides: a web identity or container
+ * source that is set up but fails is an error, not a fall-through (as in
+ * the SDKs). profile as for aws_creds_load(); region (NULL: $AWS_REGION,
+ * else $AWS_DEFAULT_REGION) picks the STS endpoint only. Returns NULL with
+ * errno EINVAL or ENOMEM. Used by one thread at a time.
+ */
+struct aws_creds_provider *aws_creds_provider_new(const char *profile, const char *region);
+
+/* Release a provider, wiping what it holds. NULL-safe. */
+void aws_creds_provider_free(struct aws_creds_provider *p);
+
+/*
+ * Current credentials in *ret. BLOCKING when it has to (re)fetch: the first
+ * call, and when the held credentials expire within 5 minutes (an STS call
+ * or metadata requests, a few seconds at most; rare: temporary credentials
+ * last an hour or more). Returns 0; AWS_CREDS_STALE when a refresh failed
+ * but the held credentials are still valid (*ret gets them, err says why
+ * and for how long; the next call tries again); or -errno when there are
+ * no valid credentials: -ENOENT (no source has any; err lists what was
+ * tried), -EKEYEXPIRED, -EACCES/-EIO (STS or a metadata endpoint failed),
+ * -EINVAL, -EPROTO. *ret is wiped on error.
+ */
+int aws_creds_provider_get(struct aws_creds_provider *p, struct aws_creds *ret, char *err,
+			   size_t errlen);
+
+/* The source of the held credentials ("environment", "web identity", "shared files",
+ * "ECS container", "instance metadata"), "" before the first success. */
+const char *aws_creds_provider_source(const struct aws_creds_provider *p);
+
 /*
  * Sign one request with SigV4 (AWS4-HMAC-SHA256) and write the value of its
  * Authorization header to ret_authorization (len bytes, AWS_AUTHORIZATION_MAX
@@ -97,7 +160,7 @@ void aws_amz_date(uint64_t realtime_ns, char ret[AWS_AMZ_DATE_LEN + 1]);
 struct aws_client;
 
 /*
- * A client for one region. endpoint: NULL for
+ * A client for one region with fixed credentials. endpoint: NULL for
  * https://<service>.<region>.amazonaws.com, else a base URL such as
  * "http://127.0.0.1:4566" used for every service. creds are copied (and
  * wiped by aws_client_free()). Returns NULL with errno EINVAL (bad
@@ -105,6 +168,15 @@ struct aws_client;
  */
 struct aws_client *aws_client_new(const char *region, const char *endpoint,
 				  const struct aws_creds *creds);
+
+/*
+ * A client that takes its credentials from prov before building each
+ * request (so a long-running stage never signs with expired ones; the
+ * build blocks while the provider refreshes, see aws_creds_provider_get()).
+ * prov is not owned and must outlive the client. Errors as aws_client_new().
+ */
+struct aws_client *aws_client_new_provider(const char *region, const char *endpoint,
+					   struct aws_creds_provider *prov);
 
 /* Release a client, wiping its copy of the credentials. NULL-safe. */
 void aws_client_free(struct aws_client *cl);
@@ -118,10 +190,40 @@ struct aws_request;
  * application/x-amz-json-1.1 for "kms" (1.0 for "sqs", "application/json"
  * otherwise), signed now (the signature is valid for 15 minutes). json_body
  * NULL means "{}". Returns 0 and *ret (free with aws_request_free()),
- * -EINVAL or -ENOMEM with a message in err.
+ * -EINVAL or -ENOMEM with a message in err, or the provider's error (see
+ * aws_creds_provider_get()) for a client made with one.
  */
 int aws_json_request_new(struct aws_client *cl, const char *service, const char *target,
 			 const char *json_body, struct aws_request **ret, char *err, size_t errlen);
+
+/*
+ * Build (not send) one query-protocol request (SNS, STS, IAM, ...): POST /
+ * with Content-Type application/x-www-form-urlencoded; charset=utf-8 and
+ * form_body ("Action=Publish&Version=2010-03-31&...", values already
+ * encoded with aws_form_encode()), signed as aws_json_request_new() signs.
+ * The endpoint is the client's, else https://<service>.<region>.amazonaws.com
+ * (https://iam.amazonaws.com for "iam", signed for us-east-1). The answer is
+ * XML: see aws_xml_text(). Returns as aws_json_request_new().
+ */
+int aws_query_request_new(struct aws_client *cl, const char *service, const char *form_body,
+			  struct aws_request **ret, char *err, size_t errlen);
+
+/*
+ * s encoded for a form body as the SDKs encode it: every byte but A-Z a-z
+ * 0-9 - _ . ~ becomes %XX, except ' ' which becomes '+'. Not for URL query
+ * strings (SigV4 reads '+' there literally). Returns a malloc'd string, NULL
+ * with errno ENOMEM.
+ */
+char *aws_form_encode(const char *s);
+
+/*
+ * The text of the first <tag>...</tag> of an XML document (no attributes on
+ * the tag, no CDATA: what AWS's query APIs send), with &amp; &lt; &gt; &quot;
+ * &apos; and ASCII &#N; / &#xN; decoded, into ret (cap bytes, NUL-terminated).
+ * Returns its length; -ENOENT (no such element), -ENOSPC (too long for cap;
+ * ret is ""), -EINVAL.
+ */
+int aws_xml_text(const char *xml, const char *tag, char *ret, size_t cap);
 
 /*
  * Point an easy handle at rq: URL, headers, body, and a write callback that
@@ -158,6 +260,10 @@ void aws_request_free(struct aws_request *rq);
 int aws_json_call(struct aws_client *cl, const char *service, const char *target,
 		  const char *json_body, char **ret_body, long *ret_http_status, char *err,
 		  size_t errlen);
+
+/* One blocking query-protocol call, as aws_json_call() (the body is XML). */
+int aws_query_call(struct aws_client *cl, const char *service, const char *form_body,
+		   char **ret_body, long *ret_http_status, char *err, size_t errlen);
 
 /*
  * KMS Decrypt of blob (blob_len bytes, at most AWS_KMS_BLOB_MAX) under key_id

@@ -113,3 +113,60 @@ void moto_stop(struct moto *m)
 	}
 	free(m);
 }
+
+struct aws_client *moto_client(const struct moto *m, const char *key, const char *secret)
+{
+	struct aws_creds c;
+	struct aws_client *cl;
+
+	memset(&c, 0, sizeof(c));
+	snprintf(c.access_key, sizeof(c.access_key), "%s", key);
+	snprintf(c.secret_key, sizeof(c.secret_key), "%s", secret);
+	cl = aws_client_new("us-east-1", m->endpoint, &c);
+	assert_non_null(cl);
+	return cl;
+}
+
+/* One IAM call that must succeed; its XML answer (malloc'd). */
+static char *iam(struct aws_client *cl, const char *form)
+{
+	char err[512] = "", *body = NULL;
+	long status = 0;
+
+	if (aws_query_call(cl, "iam", form, &body, &status, err, sizeof(err)) < 0)
+		fail_msg("iam %s: %s", form, err);
+	assert_int_equal(status, 200);
+	return body;
+}
+
+void moto_user(const struct moto *m, const char *services, char *akid, size_t alen, char *secret,
+	       size_t slen)
+{
+	struct aws_client *cl = moto_client(m, "test", "test");
+	char form[1024], actions[256] = "", *xml;
+	const char *s = services;
+	size_t len = 0;
+
+	/* A policy allowing each service's every action: ["sqs:*","sns:*"], URL-encoded. */
+	while (*s) {
+		size_t n = strcspn(s, ",");
+
+		len += (size_t)snprintf(actions + len, sizeof(actions) - len, "%s%%22%.*s%%3A*%%22",
+					len ? "%2C" : "", (int)n, s);
+		s += n + (s[n] == ',');
+	}
+	free(iam(cl, "Action=CreateUser&Version=2010-05-08&UserName=ferry"));
+	snprintf(
+		form, sizeof(form),
+		"Action=PutUserPolicy&Version=2010-05-08&UserName=ferry&PolicyName=ferry"
+		"&PolicyDocument=%%7B%%22Version%%22%%3A%%222012-10-17%%22%%2C%%22Statement%%22%%3A"
+		"%%5B%%7B%%22Effect%%22%%3A%%22Allow%%22%%2C%%22Action%%22%%3A%%5B%s%%5D%%2C"
+		"%%22Resource%%22%%3A%%22*%%22%%7D%%5D%%7D",
+		actions);
+	free(iam(cl, form));
+	xml = iam(cl, "Action=CreateAccessKey&Version=2010-05-08&UserName=ferry");
+	assert_true(aws_xml_text(xml, "AccessKeyId", akid, alen) > 0);
+	assert_true(aws_xml_text(xml, "SecretAccessKey", secret, slen) > 0);
+	free(xml);
+	aws_client_free(cl);
+}

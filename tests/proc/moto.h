@@ -6,7 +6,10 @@
 #ifndef FERRY_TESTS_MOTO_H
 #define FERRY_TESTS_MOTO_H
 
+#include <stddef.h>
 #include <sys/types.h>
+
+#include "common/aws.h"
 
 struct moto {
 	pid_t pid;
@@ -21,6 +24,18 @@ struct moto {
  * the test otherwise.
  */
 struct moto *moto_start(void **state, const char *no_auth_count);
+
+/* A client of m for region us-east-1 signing with this key (fails the test if it cannot). */
+struct aws_client *moto_client(const struct moto *m, const char *key, const char *secret);
+
+/*
+ * The 3 set-up calls of a moto started with INITIAL_NO_AUTH_ACTION_COUNT=3:
+ * an IAM user "ferry" allowed <service>:* for each service of services
+ * (e.g. "sqs,sns"), and its access key into akid and secret. After these,
+ * moto checks every signature and permission.
+ */
+void moto_user(const struct moto *m, const char *services, char *akid, size_t alen, char *secret,
+	       size_t slen);
 
 /* SIGTERM its process group, then SIGKILL after 5 s. Accepts NULL. */
 void moto_stop(struct moto *m);

@@ -181,64 +181,9 @@ static void test_kms_roundtrip(void **state)
 	aws_client_free(cl);
 }
 
-/* An IAM Query call (form body, XML answer) signed with our SigV4; the response in out. */
-static long iam_call(const struct moto *m, const char *form, char *out, size_t cap)
-{
-	struct aws_creds c = {.access_key = "test", .secret_key = "test"};
-	char date[AWS_AMZ_DATE_LEN + 1], host[64], auth[AWS_AUTHORIZATION_MAX], line[700];
-	const char *h[] = {"Content-Type: application/x-www-form-urlencoded; charset=utf-8", NULL};
-	struct curl_slist *hl = NULL;
-	FILE *mem = fmemopen(out, cap, "w");
-	CURL *e = curl_easy_init();
-	long status = 0;
-
-	assert_non_null(mem);
-	assert_non_null(e);
-	snprintf(host, sizeof(host), "127.0.0.1:%d", m->port);
-	aws_amz_date((uint64_t)time(NULL) * 1000000000ull, date);
-	assert_int_equal(aws_sigv4_sign(&c, "us-east-1", "iam", "POST", host, "/", NULL, h, form,
-					strlen(form), date, auth, sizeof(auth)),
-			 0);
-	hl = curl_slist_append(hl, h[0]);
-	snprintf(line, sizeof(line), "Host: %s", host);
-	hl = curl_slist_append(hl, line);
-	snprintf(line, sizeof(line), "X-Amz-Date: %s", date);
-	hl = curl_slist_append(hl, line);
-	snprintf(line, sizeof(line), "Authorization: %s", auth);
-	hl = curl_slist_append(hl, line);
-	curl_easy_setopt(e, CURLOPT_URL, m->endpoint);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, hl);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDS, form);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, mem);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT, 30L);
-	assert_int_equal(curl_easy_perform(e), CURLE_OK);
-	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-	fclose(mem);
-	out[cap - 1] = 0;
-	curl_slist_free_all(hl);
-	curl_easy_cleanup(e);
-	return status;
-}
-
-static void xml_value(const char *xml, const char *tag, char *out, size_t cap)
-{
-	char open[64], close[64];
-	const char *a, *b;
-
-	snprintf(open, sizeof(open), "<%s>", tag);
-	snprintf(close, sizeof(close), "</%s>", tag);
-	a = strstr(xml, open);
-	assert_non_null(a);
-	a += strlen(open);
-	b = strstr(a, close);
-	assert_non_null(b);
-	assert_true((size_t)(b - a) < cap);
-	snprintf(out, cap, "%.*s", (int)(b - a), a);
-}
-
 static void test_signature_checked(void **state)
 {
-	char count[8], xml[8192], akid[128], secret[128], wrong[128], err[512] = "", *id;
+	char count[8], akid[128], secret[128], wrong[128], err[512] = "", *id;
 	struct aws_client *cl;
 	struct moto *m;
 	long status = 0;
@@ -247,22 +192,7 @@ static void test_signature_checked(void **state)
 	snprintf(count, sizeof(count), "%d", NO_AUTH_COUNT);
 	m = moto_start(state, count);
 	/* The NO_AUTH_COUNT unchecked requests: a user allowed kms:*, and its access key. */
-	assert_int_equal(iam_call(m, "Action=CreateUser&Version=2010-05-08&UserName=ferry", xml,
-				  sizeof(xml)),
-			 200);
-	assert_int_equal(
-		iam_call(m,
-			 "Action=PutUserPolicy&Version=2010-05-08&UserName=ferry&PolicyName=kms"
-			 "&PolicyDocument=%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A"
-			 "%5B%7B%22Effect%22%3A%22Allow%22%2C%22Action%22%3A%22kms%3A*%22%2C%22"
-			 "Resource%22%3A%22*%22%7D%5D%7D",
-			 xml, sizeof(xml)),
-		200);
-	assert_int_equal(iam_call(m, "Action=CreateAccessKey&Version=2010-05-08&UserName=ferry",
-				  xml, sizeof(xml)),
-			 200);
-	xml_value(xml, "AccessKeyId", akid, sizeof(akid));
-	xml_value(xml, "SecretAccessKey", secret, sizeof(secret));
+	moto_user(m, "kms", akid, sizeof(akid), secret, sizeof(secret));
 
 	/* From now on moto checks: the right secret passes... */
 	cl = client_for(m, akid, secret);
