@@ -228,12 +228,17 @@ static void test_keyring(void **state)
 	write_key("acme", 2, k2, 0400); /* rotation: two versions live at once */
 	write_key("loose", 1, k1, 0644);
 	write_key("short", 1, "MDEy\n", 0600);
+	/* An unregistered thread is refused, not silently left outside RCU. */
 	k = keyring_new(ring, NULL, 0);
 	assert_non_null(k);
+	lookup_fails(k, "acme", 1, -EINVAL, "not registered");
+	keyring_thread_register();
 	assert_int_equal(keyring_lookup(k, "acme", 1, &key, why, sizeof(why)), 0);
 	assert_memory_equal(key, KEY, ENVELOPE_KEY_LEN);
+	keyring_release(k);
 	assert_int_equal(keyring_lookup(k, "acme", 2, &key, why, sizeof(why)), 0);
 	assert_memory_equal(key, OTHER, ENVELOPE_KEY_LEN);
+	keyring_release(k);
 	lookup_fails(k, "nobody", 1, -ENOENT, "unknown tenant 'nobody'");
 	lookup_fails(k, "acme", 3, -ENOENT, "unknown key version 3 of tenant 'acme'");
 	lookup_fails(k, "loose", 1, -EACCES, "mode 0644): refused");
@@ -260,8 +265,10 @@ static void test_keyring(void **state)
 	keyring_flush(k);
 	assert_int_equal(keyring_lookup(k, "acme", 3, &key, why, sizeof(why)), 0);
 	assert_memory_equal(key, OTHER, ENVELOPE_KEY_LEN);
+	keyring_release(k);
 	keyring_free(k);
 	keyring_free(NULL);
+	keyring_thread_unregister();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", ring);
 	assert_int_equal(system(cmd), 0);
 }

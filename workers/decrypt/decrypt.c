@@ -26,14 +26,19 @@
 
 struct decrypt {
 	struct keyring *keys;
+	struct aws_creds_provider *creds;
 	struct aws_client *kms;
 	struct shm_tenant *tenants; /* this worker's per-tenant counts */
+	int registered;		    /* this thread is an RCU reader of the key ring */
 	char why[320];
 };
+
+#define FIRST_USE_WAIT_NS (5 * 1000000000ull)
 
 static int decrypt_init(struct worker *w)
 {
 	struct decrypt *d = calloc(1, sizeof(*d));
+	uint64_t wait;
 
 	if (!d)
 		return -ENOMEM;
@@ -44,26 +49,31 @@ static int decrypt_init(struct worker *w)
 		return 0;
 	}
 	if (w->cfg.kms_region[0]) {
-		struct aws_creds creds;
-		char err[512];
-		int r;
-
+		/* The credential chain of the AWS SDKs, refreshed before expiry. */
 		curl_global_init(CURL_GLOBAL_DEFAULT);
-		r = aws_creds_load(&creds, w->cfg.aws_profile[0] ? w->cfg.aws_profile : NULL, err,
-				   sizeof(err));
-		if (r < 0) {
-			log_err("KMS: no AWS credentials: %s", err);
-			return r;
-		}
-		d->kms =
-			aws_client_new(w->cfg.kms_region,
-				       w->cfg.kms_endpoint[0] ? w->cfg.kms_endpoint : NULL, &creds);
-		OPENSSL_cleanse(&creds, sizeof(creds));
+		d->creds = aws_creds_provider_new(w->cfg.aws_profile[0] ? w->cfg.aws_profile : NULL,
+						  w->cfg.kms_region);
+		if (!d->creds)
+			return -ENOMEM;
+		d->kms = aws_client_new_provider(
+			w->cfg.kms_region, w->cfg.kms_endpoint[0] ? w->cfg.kms_endpoint : NULL,
+			d->creds);
 		if (!d->kms)
 			return -errno ? -errno : -ENOMEM;
 	}
+	keyring_thread_register(); /* this thread looks keys up */
+	d->registered = 1;
 	d->keys = keyring_new(w->cfg.keyring, d->kms, w->cfg.key_cache_ttl_ms * 1000000ull);
-	return d->keys ? 0 : -errno;
+	if (!d->keys)
+		return -errno;
+	/*
+	 * A first use waits for KMS at most half the heartbeat timeout (the
+	 * loop does not beat meanwhile), and 5 s at most: the shard's other
+	 * tenants wait behind it.
+	 */
+	wait = w->cfg.heartbeat_timeout_ms * 1000000ull / 2;
+	keyring_set_waits(d->keys, wait < FIRST_USE_WAIT_NS ? wait : FIRST_USE_WAIT_NS, 0);
+	return 0;
 }
 
 static void decrypt_fini(struct worker *w)
@@ -72,8 +82,11 @@ static void decrypt_fini(struct worker *w)
 
 	if (!d)
 		return;
-	keyring_free(d->keys);
+	keyring_free(d->keys); /* stops the refresher, the only user of kms */
 	aws_client_free(d->kms);
+	aws_creds_provider_free(d->creds);
+	if (d->registered)
+		keyring_thread_unregister();
 	free(d);
 	w->ctx = NULL;
 }
@@ -146,11 +159,6 @@ static int decrypt_open(struct worker *w, const struct ring_rec *rec, const char
 	r = tenant_of(w, &m, &e, tenant, tlen);
 	if (r < 0)
 		goto out;
-	r = keyring_lookup(d->keys, tenant, e.key_version, &key, why, sizeof(why));
-	if (r < 0) {
-		snprintf(d->why, sizeof(d->why), "decrypt: %.250s", why);
-		goto out;
-	}
 	/* Lay out the message with the ciphertext as body, then decrypt it in place. */
 	o = m;
 	o.body.p = e.ct;
@@ -159,10 +167,19 @@ static int decrypt_open(struct worker *w, const struct ring_rec *rec, const char
 	p = worker_reserve(w, 0, size);
 	if (!p) {
 		r = -errno;
+		snprintf(d->why, sizeof(d->why), "decrypt: no room for the output: %s",
+			 strerror(-r));
 		goto out;
 	}
 	msg_source_encode(p, size, &o);
+	/* The key is looked up only now: no waiting for ring space while it is held. */
+	r = keyring_lookup(d->keys, tenant, e.key_version, &key, why, sizeof(why));
+	if (r < 0) {
+		snprintf(d->why, sizeof(d->why), "decrypt: %.250s", why);
+		goto out;
+	}
 	n = envelope_decrypt(&e, key, p + size - o.body.len, o.body.len, why, sizeof(why));
+	keyring_release(d->keys);
 	if (n < 0) {
 		snprintf(d->why, sizeof(d->why), "decrypt: %.120s (tenant '%.64s', key version %u)",
 			 why, tenant, e.key_version);
