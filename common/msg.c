@@ -5,7 +5,7 @@
 #include <string.h>
 
 #define SOURCE_MAGIC 0x31534d46u /* "FMS1" */
-#define EVENT_MAGIC  0x31564546u /* "FEV1" */
+#define EVENT_MAGIC  0x32564546u /* "FEV2": FEV1 had no catalog type */
 #define DEAD_MAGIC   0x31444c46u /* "FLD1" */
 
 struct source_hdr {
@@ -23,6 +23,8 @@ struct event_hdr {
 	uint32_t magic;
 	uint16_t index;
 	uint16_t count;
+	uint16_t type;
+	uint16_t flags; /* none defined: 0 */
 	uint32_t topic_len;
 	uint32_t key_len;
 	uint32_t headers_len;
@@ -38,7 +40,7 @@ struct dead_hdr {
 };
 
 _Static_assert(sizeof(struct source_hdr) == 32, "source header");
-_Static_assert(sizeof(struct event_hdr) == 24, "event header");
+_Static_assert(sizeof(struct event_hdr) == 28, "event header");
 _Static_assert(sizeof(struct dead_hdr) == 16, "dead header");
 
 int msg_kv_put(void *buf, size_t cap, size_t *pos, const void *k, uint32_t klen, const void *v,
@@ -137,8 +139,8 @@ int64_t msg_source_encode(void *dst, size_t cap, const struct msg_source_view *m
 
 int64_t msg_event_encode(void *dst, size_t cap, const struct msg_event_view *e)
 {
-	struct event_hdr h = {EVENT_MAGIC, e->index,	   e->count,	e->topic.len,
-			      e->key.len,  e->headers.len, e->value.len};
+	struct event_hdr h = {EVENT_MAGIC,  e->index,	e->count,	e->type,     0,
+			      e->topic.len, e->key.len, e->headers.len, e->value.len};
 	uint32_t size = msg_event_size(e);
 	unsigned char *p = dst;
 
@@ -213,12 +215,16 @@ int msg_event_decode(const void *buf, uint32_t len, struct msg_event_view *ret)
 	if (len < sizeof(h))
 		return -EBADMSG;
 	memcpy(&h, p, sizeof(h));
-	if (h.magic != EVENT_MAGIC || (h.count && h.index >= h.count))
+	if (h.magic != EVENT_MAGIC || h.flags || (h.count && h.index >= h.count))
+		return -EBADMSG;
+	/* The marker of a source message without events carries nothing to send. */
+	if (!h.count && (h.index || h.type || h.topic_len || h.value_len))
 		return -EBADMSG;
 	p += sizeof(h);
 	left = len - sizeof(h);
 	ret->index = h.index;
 	ret->count = h.count;
+	ret->type = h.type;
 	if (take(&p, &left, h.topic_len, &ret->topic) || take(&p, &left, h.key_len, &ret->key) ||
 	    take(&p, &left, h.headers_len, &ret->headers) ||
 	    take(&p, &left, h.value_len, &ret->value) || left)

@@ -6,8 +6,10 @@
  *
  *   MSG_REC_SOURCE  ingest -> decrypt -> map   a source message: id, attributes, body
  *   MSG_REC_EVENT   map -> produce             one Kafka record: topic, key, headers, value,
- *                                              and its place (index/count) among the events
- *                                              made from its source message
+ *                                              its catalog type, and its place (index/count)
+ *                                              among the events made from its source message;
+ *                                              count 0 marks a source message that gave no
+ *                                              event (filtered): nothing to send, only the ack
  *   MSG_REC_DEAD    any stage -> produce       a dead letter: stage, reason, and the source
  *                                              message exactly as received (still encrypted)
  *   MSG_REC_ACK     produce -> ingest          the seq is in Kafka (no payload)
@@ -59,7 +61,8 @@ struct msg_source_view {
 
 struct msg_event_view {
 	uint16_t index; /* 0..count-1 among the events of its source message */
-	uint16_t count; /* events made from the source message */
+	uint16_t count; /* events made from the source message; 0: none (a marker) */
+	uint16_t type;	/* catalog type (enum catalog_type, workers/map/catalog.h), 0: none */
 	struct msg_bytes topic;
 	struct msg_bytes key;
 	struct msg_bytes headers; /* encoded key/value list */
@@ -114,7 +117,11 @@ int64_t msg_event_encode(void *dst, size_t cap, const struct msg_event_view *e);
 int64_t msg_dead_encode(void *dst, size_t cap, uint16_t stage, const char *reason, const void *raw,
 			uint32_t raw_len);
 
-/* Decode a record payload. Return 0 or -EBADMSG. */
+/*
+ * Decode a record payload. Return 0 or -EBADMSG. An event with count 0 (the
+ * marker of a source message that gave no event) has index 0, type 0, no
+ * topic and no value, or is refused.
+ */
 int msg_source_decode(const void *p, uint32_t len, struct msg_source_view *ret);
 int msg_event_decode(const void *p, uint32_t len, struct msg_event_view *ret);
 int msg_dead_decode(const void *p, uint32_t len, struct msg_dead_view *ret);

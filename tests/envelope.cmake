@@ -1,7 +1,6 @@
-# Legacy envelopes: the tool that makes them, and the tests of opening them.
+# Legacy envelopes: the tool that makes (and publishes) them, and the tests of opening them.
 add_executable(ferry-envelope ${CMAKE_CURRENT_LIST_DIR}/tools/envelope.c)
-target_link_libraries(ferry-envelope PRIVATE ferry_envelope)
+target_link_libraries(ferry-envelope PRIVATE ferry_envelope ferry_aws ferry_test_legacy)
 
 ferry_test(test-envelope ${CMAKE_CURRENT_LIST_DIR}/unit/test-envelope.c ferry_envelope ferry_aws
-           ferry_log)
-target_sources(test-envelope PRIVATE ${CMAKE_SOURCE_DIR}/workers/decrypt/keyring.c)
+           ferry_log ferry_keyring)

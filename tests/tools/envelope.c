@@ -9,6 +9,13 @@
  *   ferry-envelope replay KEYRING COUNT TENANTS > replay.jsonl
  *       a replay file of COUNT legacy events for TENANTS tenants (t00, t01, ...), each
  *       sealed with its tenant's key version 1 (made when missing)
+ *   ferry-envelope sns ENDPOINT REGION TOPIC_ARN KEYRING COUNT TENANTS
+ *       publish the same COUNT events to an SNS topic (PublishBatch, 10 a request, 8
+ *       requests in flight), tenant and type as message attributes; ENDPOINT "-" is AWS's
+ *       own; credentials from the AWS SDKs' chain (common/aws.h)
+ *   ferry-envelope pubsub BASE_URL PROJECT TOPIC KEYRING COUNT TENANTS
+ *       publish them to a Pub/Sub topic through the REST API (1000 a request), without
+ *       authentication: for the emulator (BASE_URL e.g. http://127.0.0.1:8085)
  *
  * Exit codes: 0 ok, 100 usage, 111 system error.
  */
@@ -17,22 +24,29 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
+#include <curl/curl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "common/aws.h"
 #include "common/envelope.h"
+#include "tests/tools/legacy.h"
 
 #define EXIT_USAGE  100
 #define EXIT_SYSTEM 111
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: ferry-envelope keygen KEYRING TENANT VERSION\n"
-			"       ferry-envelope seal KEYRING TENANT VERSION [AAD] < plaintext\n"
-			"       ferry-envelope replay KEYRING COUNT TENANTS > replay.jsonl\n");
+	fprintf(stderr,
+		"usage: ferry-envelope keygen KEYRING TENANT VERSION\n"
+		"       ferry-envelope seal KEYRING TENANT VERSION [AAD] < plaintext\n"
+		"       ferry-envelope replay KEYRING COUNT TENANTS > replay.jsonl\n"
+		"       ferry-envelope sns ENDPOINT|- REGION TOPIC_ARN KEYRING COUNT TENANTS\n"
+		"       ferry-envelope pubsub BASE_URL PROJECT TOPIC KEYRING COUNT TENANTS\n");
 	return EXIT_USAGE;
 }
 
@@ -107,46 +121,397 @@ static int cmd_seal(int argc, char **argv)
 	return 0;
 }
 
+/* One legacy event as a producer makes it: the sealed body and its attributes. */
+struct event {
+	char id[32];
+	char tenant[16];
+	const char *type;
+	char *env; /* the envelope (malloc'd) */
+};
+
+/*
+ * Event i of a run over tenants tenants: a legacy event of the chat
+ * platform's datafeed (tests/tools/legacy.h), sealed with its tenant's key
+ * 1 (made when missing). All ROOMDEACTIVATED (one catalog event each, what
+ * the tests count), or every legacy type in turn when
+ * FERRY_ENVELOPE_TYPES=all (the demo).
+ */
+static int event_make(const char *ring, unsigned i, unsigned tenants, struct event *ev)
+{
+	const char *all = getenv("FERRY_ENVELOPE_TYPES");
+	unsigned k = all && !strcmp(all, "all") ? i : i * LEGACY_NTYPES + 4;
+	unsigned char key[ENVELOPE_KEY_LEN + 2];
+	char plain[LEGACY_EVENT_MAX];
+	int r, len;
+
+	memset(ev, 0, sizeof(*ev));
+	snprintf(ev->id, sizeof(ev->id), "m-%07u", i);
+	snprintf(ev->tenant, sizeof(ev->tenant), "t%02u", i % tenants);
+	ev->type = legacy_event_type(k);
+	len = legacy_event(k, ev->tenant, plain, sizeof(plain));
+	r = len < 0 || key_get(ring, ev->tenant, 1, 1, key) < 0 ||
+			    envelope_seal(ev->tenant, 1, key, plain, (size_t)len, NULL, 0,
+					  &ev->env) < 0
+		    ? -1
+		    : 0;
+	OPENSSL_cleanse(key, sizeof(key));
+	OPENSSL_cleanse(plain, sizeof(plain));
+	return r;
+}
+
 static int cmd_replay(char **argv)
 {
-	static const char *types[] = {"message.sent", "room.created", "user.joined_room",
-				      "member.promoted", "connection.requested"};
 	unsigned count = (unsigned)atoi(argv[3]), tenants = (unsigned)atoi(argv[4]);
-	unsigned char key[ENVELOPE_KEY_LEN + 2];
 
 	if (!tenants)
 		return usage();
 	for (unsigned i = 0; i < count; i++) {
-		char tenant[16], plain[256], *env = NULL, *line;
 		cJSON *j = cJSON_CreateObject(), *a;
+		struct event ev;
+		char *line;
 
-		snprintf(tenant, sizeof(tenant), "t%02u", i % tenants);
-		snprintf(plain, sizeof(plain),
-			 "{\"eventType\":\"%s\",\"tenantId\":\"%s\",\"seq\":%u,\"ts\":%llu}",
-			 types[i % 5], tenant, i, 1700000000000ull + i);
-		if (!j || key_get(argv[2], tenant, 1, 1, key) < 0 ||
-		    envelope_seal(tenant, 1, key, plain, strlen(plain), NULL, 0, &env) < 0)
+		if (!j || event_make(argv[2], i, tenants, &ev) < 0)
 			return EXIT_SYSTEM;
-		{
-			char id[32];
-
-			snprintf(id, sizeof(id), "m-%07u", i);
-			cJSON_AddStringToObject(j, "id", id);
-		}
+		cJSON_AddStringToObject(j, "id", ev.id);
 		a = cJSON_AddObjectToObject(j, "attributes");
-		cJSON_AddStringToObject(a, "tenant", tenant);
-		cJSON_AddStringToObject(a, "type", types[i % 5]);
-		cJSON_AddStringToObject(j, "body", env);
+		cJSON_AddStringToObject(a, "tenant", ev.tenant);
+		cJSON_AddStringToObject(a, "type", ev.type);
+		cJSON_AddStringToObject(j, "body", ev.env);
 		line = cJSON_PrintUnformatted(j);
 		if (!line)
 			return EXIT_SYSTEM;
 		puts(line);
 		free(line);
-		free(env);
+		free(ev.env);
 		cJSON_Delete(j);
 	}
-	OPENSSL_cleanse(key, sizeof(key));
 	return 0;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+#define SNS_BATCH    10 /* PublishBatch's limit */
+#define SNS_INFLIGHT 8
+
+/* The form of one PublishBatch of events [first, first + n). NULL on failure. */
+static char *sns_batch_form(const char *topic_enc, const char *ring, unsigned first, unsigned n,
+			    unsigned tenants)
+{
+	char *form = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&form, &len);
+	int ok = f != NULL;
+
+	if (f)
+		fprintf(f, "Action=PublishBatch&Version=2010-03-31&TopicArn=%s", topic_enc);
+	for (unsigned k = 0; ok && k < n; k++) {
+		const char *pre = "PublishBatchRequestEntries.member.";
+		struct event ev;
+		char *msg;
+
+		if (event_make(ring, first + k, tenants, &ev) < 0)
+			ok = 0;
+		msg = ok ? aws_form_encode(ev.env) : NULL;
+		if (!msg) {
+			ok = 0;
+		} else {
+			fprintf(f,
+				"&%s%u.Id=%s&%s%u.Message=%s"
+				"&%s%u.MessageAttributes.entry.1.Name=tenant"
+				"&%s%u.MessageAttributes.entry.1.Value.DataType=String"
+				"&%s%u.MessageAttributes.entry.1.Value.StringValue=%s"
+				"&%s%u.MessageAttributes.entry.2.Name=type"
+				"&%s%u.MessageAttributes.entry.2.Value.DataType=String"
+				"&%s%u.MessageAttributes.entry.2.Value.StringValue=%s",
+				pre, k + 1, ev.id, pre, k + 1, msg, pre, k + 1, pre, k + 1, pre,
+				k + 1, ev.tenant, pre, k + 1, pre, k + 1, pre, k + 1, ev.type);
+		}
+		free(msg);
+		free(ev.env);
+	}
+	if (f && fclose(f) != 0)
+		ok = 0;
+	if (!ok) {
+		free(form);
+		return NULL;
+	}
+	return form;
+}
+
+/* Occurrences of needle in [a, b). */
+static unsigned count_in(const char *a, const char *b, const char *needle)
+{
+	unsigned n = 0;
+
+	for (const char *p = strstr(a, needle); p && p < b; p = strstr(p + 1, needle))
+		n++;
+	return n;
+}
+
+/*
+ * Check one PublishBatch answer: every entry in <Successful>, none in <Failed>.
+ * Returns how many were published, or -1 (message on stderr).
+ */
+static int sns_batch_check(const char *xml, unsigned want)
+{
+	const char *s = strstr(xml, "<Successful>"), *se = s ? strstr(s, "</Successful>") : NULL;
+	const char *fl = strstr(xml, "<Failed>"), *fe = fl ? strstr(fl, "</Failed>") : NULL;
+	unsigned ok = s && se ? count_in(s, se, "<MessageId>") : 0;
+
+	if (fl && fe && count_in(fl, fe, "<Id>")) {
+		char code[128] = "", msg[256] = "";
+
+		aws_xml_text(fl, "Code", code, sizeof(code));
+		aws_xml_text(fl, "Message", msg, sizeof(msg));
+		fprintf(stderr, "ferry-envelope: sns: %u entries failed: %s %s\n",
+			count_in(fl, fe, "<Id>"), code, msg);
+		return -1;
+	}
+	if (ok != want) {
+		fprintf(stderr, "ferry-envelope: sns: %u of %u entries confirmed\n", ok, want);
+		return -1;
+	}
+	return (int)ok;
+}
+
+static int cmd_sns(char **argv)
+{
+	const char *endpoint = strcmp(argv[2], "-") ? argv[2] : NULL, *region = argv[3];
+	const char *ring = argv[5];
+	unsigned count = (unsigned)atoi(argv[6]), tenants = (unsigned)atoi(argv[7]);
+	struct aws_creds_provider *prov = NULL;
+	struct aws_client *cl = NULL;
+	struct aws_request *rq[SNS_INFLIGHT] = {0};
+	CURL *easy[SNS_INFLIGHT] = {0};
+	unsigned want[SNS_INFLIGHT] = {0};
+	CURLM *multi = NULL;
+	char err[1024] = "", *topic = NULL;
+	unsigned next = 0, published = 0;
+	int running = 0, ret = EXIT_SYSTEM, failed = 0;
+	double t0 = now_s();
+
+	if (!tenants)
+		return usage();
+	prov = aws_creds_provider_new(NULL, region);
+	cl = prov ? aws_client_new_provider(region, endpoint, prov) : NULL;
+	topic = aws_form_encode(argv[4]);
+	multi = curl_multi_init();
+	if (!cl || !topic || !multi) {
+		fprintf(stderr, "ferry-envelope: sns: bad region or endpoint, or out of memory\n");
+		goto out;
+	}
+	for (int k = 0; k < SNS_INFLIGHT; k++)
+		if (!(easy[k] = curl_easy_init()))
+			goto out;
+	while (!failed && (next < count || running)) {
+		int still;
+
+		/* Fill every idle slot with the next batch. */
+		for (int k = 0; k < SNS_INFLIGHT && next < count && !failed; k++) {
+			unsigned n = count - next < SNS_BATCH ? count - next : SNS_BATCH;
+			char *form;
+			int r;
+
+			if (rq[k])
+				continue;
+			form = sns_batch_form(topic, ring, next, n, tenants);
+			if (!form) {
+				fprintf(stderr, "ferry-envelope: sns: cannot make events\n");
+				failed = 1;
+				break;
+			}
+			r = aws_query_request_new(cl, "sns", form, &rq[k], err, sizeof(err));
+			free(form);
+			if (r < 0 || aws_request_attach(rq[k], easy[k]) < 0 ||
+			    curl_multi_add_handle(multi, easy[k]) != CURLM_OK) {
+				fprintf(stderr, "ferry-envelope: %s\n",
+					r < 0 ? err : "sns: cannot start a transfer");
+				failed = 1;
+				break;
+			}
+			want[k] = n;
+			next += n;
+			running++;
+		}
+		if (failed)
+			break;
+		if (curl_multi_perform(multi, &still) != CURLM_OK ||
+		    curl_multi_poll(multi, NULL, 0, 1000, NULL) != CURLM_OK) {
+			failed = 1;
+			break;
+		}
+		curl_multi_perform(multi, &still);
+		for (CURLMsg *m; (m = curl_multi_info_read(multi, &still));) {
+			char *body = NULL;
+			int k, r;
+
+			if (m->msg != CURLMSG_DONE)
+				continue;
+			for (k = 0; k < SNS_INFLIGHT && easy[k] != m->easy_handle; k++)
+				;
+			r = aws_request_finish(rq[k], easy[k], m->data.result, &body, NULL, err,
+					       sizeof(err));
+			curl_multi_remove_handle(multi, easy[k]);
+			aws_request_free(rq[k]);
+			rq[k] = NULL;
+			running--;
+			if (r < 0) {
+				fprintf(stderr, "ferry-envelope: %s\n", err);
+				failed = 1;
+			} else if ((r = sns_batch_check(body, want[k])) < 0) {
+				failed = 1;
+			} else {
+				published += (unsigned)r;
+			}
+			free(body);
+		}
+	}
+	printf("published %u of %u messages to %s in %.2f s\n", published, count, argv[4],
+	       now_s() - t0);
+	ret = failed || published != count ? EXIT_SYSTEM : 0;
+out:
+	for (int k = 0; k < SNS_INFLIGHT; k++) {
+		if (rq[k])
+			curl_multi_remove_handle(multi, easy[k]);
+		aws_request_free(rq[k]);
+		if (easy[k])
+			curl_easy_cleanup(easy[k]);
+	}
+	curl_multi_cleanup(multi);
+	free(topic);
+	aws_client_free(cl);
+	aws_creds_provider_free(prov);
+	return ret;
+}
+
+#define PUBSUB_BATCH 1000 /* messages a publish request carries at most */
+
+static size_t on_pubsub_body(char *data, size_t size, size_t nmemb, void *userdata)
+{
+	FILE *f = userdata;
+
+	return fwrite(data, size, nmemb, f) * size;
+}
+
+/* One publish request of events [first, first + n); returns how many ids came back, or -1. */
+static int pubsub_batch(CURL *e, const char *url, const char *ring, unsigned first, unsigned n,
+			unsigned tenants)
+{
+	cJSON *root = cJSON_CreateObject(), *msgs = cJSON_AddArrayToObject(root, "messages");
+	char *req = NULL, *resp = NULL, cerr[CURL_ERROR_SIZE] = "";
+	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+	size_t resp_len = 0;
+	FILE *out = open_memstream(&resp, &resp_len);
+	long status = 0;
+	int ret = -1;
+	CURLcode c;
+
+	if (!root || !msgs || !h || !out)
+		goto done;
+	for (unsigned k = 0; k < n; k++) {
+		cJSON *m = cJSON_CreateObject(), *a;
+		struct event ev;
+		char *b64;
+		size_t len;
+
+		if (!m || !cJSON_AddItemToArray(msgs, m) ||
+		    event_make(ring, first + k, tenants, &ev))
+			goto done;
+		len = strlen(ev.env);
+		b64 = malloc(4 * ((len + 2) / 3) + 1);
+		if (!b64) {
+			free(ev.env);
+			goto done;
+		}
+		EVP_EncodeBlock((unsigned char *)b64, (unsigned char *)ev.env, (int)len);
+		cJSON_AddStringToObject(m, "data", b64);
+		a = cJSON_AddObjectToObject(m, "attributes");
+		cJSON_AddStringToObject(a, "tenant", ev.tenant);
+		cJSON_AddStringToObject(a, "type", ev.type);
+		free(b64);
+		free(ev.env);
+	}
+	req = cJSON_PrintUnformatted(root);
+	if (!req)
+		goto done;
+	curl_easy_reset(e);
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDS, req);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_pubsub_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, out);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, cerr);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT, 60L);
+	c = curl_easy_perform(e);
+	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+	fclose(out);
+	out = NULL;
+	if (c != CURLE_OK) {
+		fprintf(stderr, "ferry-envelope: pubsub: %s: %s\n", curl_easy_strerror(c), cerr);
+	} else if (status != 200) {
+		fprintf(stderr, "ferry-envelope: pubsub: HTTP %ld: %.300s\n", status,
+			resp ? resp : "");
+	} else {
+		cJSON *j = cJSON_Parse(resp);
+		const cJSON *ids = cJSON_GetObjectItemCaseSensitive(j, "messageIds");
+
+		ret = cJSON_IsArray(ids) ? cJSON_GetArraySize(ids) : -1;
+		if (ret < 0)
+			fprintf(stderr, "ferry-envelope: pubsub: answer without messageIds\n");
+		cJSON_Delete(j);
+	}
+done:
+	if (out)
+		fclose(out);
+	free(resp);
+	cJSON_free(req);
+	cJSON_Delete(root);
+	curl_slist_free_all(h);
+	return ret;
+}
+
+static int cmd_pubsub(char **argv)
+{
+	const char *base = argv[2], *ring = argv[5];
+	unsigned count = (unsigned)atoi(argv[6]), tenants = (unsigned)atoi(argv[7]);
+	size_t blen = strlen(base);
+	unsigned published = 0;
+	char url[2048];
+	double t0 = now_s();
+	CURL *e;
+
+	if (!tenants || (strncmp(base, "http://", 7) && strncmp(base, "https://", 8)))
+		return usage();
+	while (blen && base[blen - 1] == '/')
+		blen--;
+	if ((size_t)snprintf(url, sizeof(url), "%.*s/v1/projects/%s/topics/%s:publish", (int)blen,
+			     base, argv[3], argv[4]) >= sizeof(url))
+		return usage();
+	e = curl_easy_init();
+	if (!e)
+		return EXIT_SYSTEM;
+	while (published < count) {
+		unsigned n = count - published < PUBSUB_BATCH ? count - published : PUBSUB_BATCH;
+		int r = pubsub_batch(e, url, ring, published, n, tenants);
+
+		if (r != (int)n) {
+			if (r >= 0)
+				fprintf(stderr, "ferry-envelope: pubsub: %d of %u ids returned\n",
+					r, n);
+			break;
+		}
+		published += n;
+	}
+	curl_easy_cleanup(e);
+	printf("published %u of %u messages to projects/%s/topics/%s in %.2f s\n", published, count,
+	       argv[3], argv[4], now_s() - t0);
+	return published == count ? 0 : EXIT_SYSTEM;
 }
 
 int main(int argc, char **argv)
@@ -163,5 +528,21 @@ int main(int argc, char **argv)
 		return cmd_seal(argc, argv);
 	if (argc == 5 && !strcmp(argv[1], "replay"))
 		return cmd_replay(argv);
+	if (argc == 8 && !strcmp(argv[1], "sns")) {
+		int r;
+
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		r = cmd_sns(argv);
+		curl_global_cleanup();
+		return r;
+	}
+	if (argc == 8 && !strcmp(argv[1], "pubsub")) {
+		int r;
+
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		r = cmd_pubsub(argv);
+		curl_global_cleanup();
+		return r;
+	}
 	return usage();
 }

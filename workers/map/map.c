@@ -1,20 +1,33 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * map: legacy events into catalog events. For now every source message
- * becomes one event: the configured topic, keyed by tenant (or message id),
- * the source attributes and ferry's provenance as headers, the body as value.
- * The real mappers come with the catalog issue.
+ * map: legacy events into catalog events. The body of each source message
+ * (plaintext: decrypt ran) is one legacy JSON event; its mapper
+ * (mapper.h) gives zero, one or several catalog events, each written
+ * downstream as one MSG_REC_EVENT: the event's topic and key, its catalog
+ * type, the packed protobuf as the value, and as headers the source's
+ * attributes, ferry-source-id, ferry-seq and ferry-legacy-type.
+ *
+ * A legacy event that gives no event (filtered) is written as one marker
+ * record (count 0, no topic, no value): produce sends nothing for it and
+ * acks its seq, so the source message is acknowledged like any other.
+ *
+ * A legacy event the mapper refuses (not JSON, unknown type, a missing,
+ * mistyped or out-of-range field) becomes a dead letter whose reason names
+ * the field; the source message goes as received, never the plaintext.
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "workers/common/worker.h"
+#include "workers/map/mapper.h"
 
 #define HEADERS_MAX 65536
 
 struct map {
+	struct mapper *mapper;
 	unsigned char headers[HEADERS_MAX];
 	/*
 	 * Fault injection for the poison-record tests: a body containing this
@@ -30,17 +43,48 @@ static int map_init(struct worker *w)
 
 	if (!m)
 		return -ENOMEM;
+	w->ctx = m;
+	m->mapper = mapper_new();
+	if (!m->mapper)
+		return -ENOMEM;
 	m->poison = getenv("FERRY_TEST_POISON");
 	if (m->poison && !*m->poison)
 		m->poison = NULL;
-	w->ctx = m;
 	return 0;
 }
 
 static void map_fini(struct worker *w)
 {
-	free(w->ctx);
+	struct map *m = w->ctx;
+
+	if (!m)
+		return;
+	/* What this incarnation mapped, per legacy type, for the journal. */
+	for (unsigned i = 0; m->mapper && i <= mapper_legacy_count(); i++) {
+		const struct mapper_stats *st = mapper_stats(m->mapper, i);
+		const char *name = mapper_legacy_name(i);
+
+		if (st->in)
+			log_info("%s: %" PRIu64 " in, %" PRIu64 " events, %" PRIu64
+				 " filtered, %" PRIu64 " dead",
+				 name ? name : "(unknown type)", st->in, st->events, st->filtered,
+				 st->dead);
+	}
+	mapper_free(m->mapper);
+	free(m);
 	w->ctx = NULL;
+}
+
+/* Write one event record of the current input. */
+static int push_event(struct worker *w, const struct ring_rec *rec, const struct msg_event_view *e)
+{
+	uint32_t len = msg_event_size(e);
+	void *p = worker_reserve(w, 0, len);
+
+	if (!p)
+		return -errno;
+	msg_event_encode(p, len, e);
+	return worker_push(w, 0, MSG_REC_EVENT, rec->seq, len);
 }
 
 static int map_handle(struct worker *w, const struct ring_rec *rec, const char **reason)
@@ -48,12 +92,12 @@ static int map_handle(struct worker *w, const struct ring_rec *rec, const char *
 	struct map *ctx = w->ctx;
 	unsigned char *headers = ctx->headers;
 	struct msg_source_view m;
-	struct msg_event_view e = {.index = 0, .count = 1};
-	struct msg_bytes key;
+	struct msg_event_view e = {0};
+	struct msg_bytes tenant = {"", 0};
+	const char *legacy;
 	char seq[24];
 	size_t hlen;
-	uint32_t len;
-	void *p;
+	int n, r;
 
 	if (rec->type != MSG_REC_SOURCE || msg_source_decode(rec->data, rec->len, &m) < 0) {
 		*reason = "map: not a readable source message";
@@ -61,7 +105,16 @@ static int map_handle(struct worker *w, const struct ring_rec *rec, const char *
 	}
 	if (ctx->poison && memmem(m.body.p, m.body.len, ctx->poison, strlen(ctx->poison)))
 		abort();
-	if (m.attrs.len > HEADERS_MAX - 256) {
+	if (msg_kv_find(m.attrs, w->cfg.tenant_attribute, &tenant) < 0) {
+		*reason = "map: unreadable attributes";
+		return -EBADMSG;
+	}
+	n = mapper_map(ctx->mapper, tenant.p, tenant.len, m.body.p, m.body.len, reason);
+	if (n < 0)
+		return n;
+	if (n == 0) /* filtered: a marker, so that produce acks the seq */
+		return push_event(w, rec, &e);
+	if (m.attrs.len > HEADERS_MAX - 512) {
 		*reason = "map: attributes too large for Kafka headers";
 		return -E2BIG;
 	}
@@ -69,25 +122,33 @@ static int map_handle(struct worker *w, const struct ring_rec *rec, const char *
 	memcpy(headers, m.attrs.p, m.attrs.len);
 	hlen = m.attrs.len;
 	snprintf(seq, sizeof(seq), "%" PRIu64, rec->seq);
+	legacy = mapper_legacy_type(ctx->mapper);
 	if (msg_kv_put(headers, HEADERS_MAX, &hlen, "ferry-source-id", 15, m.id.p, m.id.len) ||
-	    msg_kv_put(headers, HEADERS_MAX, &hlen, "ferry-seq", 9, seq, (uint32_t)strlen(seq))) {
+	    msg_kv_put(headers, HEADERS_MAX, &hlen, "ferry-seq", 9, seq, (uint32_t)strlen(seq)) ||
+	    msg_kv_put(headers, HEADERS_MAX, &hlen, "ferry-legacy-type", 17, legacy,
+		       (uint32_t)strlen(legacy))) {
 		*reason = "map: headers too large";
 		return -E2BIG;
 	}
-	if (msg_kv_find(m.attrs, w->cfg.tenant_attribute, &key) <= 0)
-		key = m.id;
-	e.topic.p = w->cfg.topic;
-	e.topic.len = (uint32_t)strlen(w->cfg.topic);
-	e.key = key;
+	e.count = (uint16_t)n;
 	e.headers.p = headers;
 	e.headers.len = (uint32_t)hlen;
-	e.value = m.body;
-	len = msg_event_size(&e);
-	p = worker_reserve(w, 0, len);
-	if (!p)
-		return -errno;
-	msg_event_encode(p, len, &e);
-	return worker_push(w, 0, MSG_REC_EVENT, rec->seq, len);
+	for (int i = 0; i < n; i++) {
+		const struct mapper_event *me = mapper_event(ctx->mapper, (unsigned)i);
+
+		e.index = (uint16_t)i;
+		e.type = me->type;
+		e.topic.p = me->topic;
+		e.topic.len = (uint32_t)strlen(me->topic);
+		e.key.p = me->key;
+		e.key.len = me->key_len;
+		e.value.p = me->value;
+		e.value.len = me->value_len;
+		r = push_event(w, rec, &e);
+		if (r < 0)
+			return r;
+	}
+	return 0;
 }
 
 static const struct stage_ops map_ops = {
