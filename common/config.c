@@ -133,7 +133,7 @@ static const struct config_key_def config_keys[KEY_COUNT] = {
 	[KEY_SQS_QUEUE] = {"sqs", "queue", KIND_QUEUE, FIELD(sqs_queues), 0, 0, QUEUE_WANT},
 	[KEY_SQS_QUEUES_FILE] = {"sqs", "queues_file", KIND_PATH, FIELD(sqs_queues_file), 0, 0,
 				 "want a path shorter than PATH_MAX"},
-	[KEY_SQS_REGION] = {"sqs", "region", KIND_TOPIC, FIELD(sqs_region), 0, 63,
+	[KEY_SQS_REGION] = {"sqs", "region", KIND_TOPIC, FIELD(sqs_region), 0, 31,
 			    "want an AWS region such as eu-west-1"},
 	[KEY_SQS_ENDPOINT] = {"sqs", "endpoint", KIND_PATH, FIELD(sqs_endpoint), 0, 0,
 			      "want a URL such as http://127.0.0.1:5000 (empty: the queue's own)"},
@@ -758,6 +758,11 @@ static void config_finish(struct config_parse *p)
 	config_list_file(p, KEY_PUBSUB_SUBS_FILE, KEY_PUBSUB_SUB);
 	config_list_unique(p, KEY_SQS_QUEUE);
 	config_list_unique(p, KEY_PUBSUB_SUB);
+	if (cfg->replay_file[0] && cfg->sqs_queues.n + cfg->pubsub_subs.n)
+		config_fail(p, -EINVAL, p->key_line[KEY_REPLAY_FILE],
+			    "[replay] file: a replay file is for demos and benchmarks and cannot be "
+			    "combined with [sqs] or [pubsub] sources, got '%s'",
+			    cfg->replay_file);
 	if (cfg->max_inflight & (cfg->max_inflight - 1))
 		config_fail(p, -EINVAL, p->key_line[KEY_MAX_INFLIGHT],
 			    "[ingest] max_inflight: %s, got '%s'",

@@ -18,6 +18,7 @@
 
 #include "common/time.h"
 
+#include "common/msg.h"
 #include "shm/segment.h"
 
 #define EXIT_USAGE  100
@@ -166,6 +167,59 @@ static void print_tenants(struct shm_segment *seg)
 	}
 }
 
+static const char *health_name(uint32_t h)
+{
+	static const char *const names[] = {"idle", "ok", "retrying", "FAILING"};
+
+	return h < 4 ? names[h] : "?";
+}
+
+/*
+ * ingest's sources: health (FAILING needs an operator: a wrong queue URL,
+ * missing permissions), what came in, went back and was deleted /
+ * acknowledged, what is in flight, and the last error. At most the first
+ * 50 sources and every unhealthy one, so hundreds of subscriptions stay
+ * readable.
+ */
+static void print_sources(struct shm_segment *seg)
+{
+	const struct shm_source *src = shm_sources(seg);
+	unsigned n = seg->hdr->n_sources, shown = 0, hidden = 0;
+
+	if (!n)
+		return;
+	printf("\n%-48s %-8s %-8s %10s %10s %8s %8s %9s %8s %7s  %s\n", "SOURCE", "KIND", "HEALTH",
+	       "RECEIVED", "ACKED", "BACK", "EXTENDED", "INFLIGHT", "CALLS", "ERRORS",
+	       "LAST_ERROR");
+	for (unsigned i = 0; i < n; i++) {
+		const struct shm_source *s = &src[i];
+		uint32_t h = __atomic_load_n(&s->health, __ATOMIC_RELAXED);
+		const char *name = s->name;
+		size_t len = strnlen(name, sizeof(s->name));
+
+		if (shown >= 50 && h != SHM_SOURCE_RETRYING && h != SHM_SOURCE_FAILING) {
+			hidden++;
+			continue;
+		}
+		/* The end of a long URL says which queue it is. */
+		if (len > 48)
+			name += len - 48;
+		printf("%-48.48s %-8s %-8s %10llu %10llu %8llu %8llu %9llu %8llu %7llu  %.*s\n",
+		       name,
+		       s->kind == MSG_SOURCE_SQS      ? "sqs"
+		       : s->kind == MSG_SOURCE_PUBSUB ? "pubsub"
+						      : "replay",
+		       s->kind == MSG_SOURCE_REPLAY ? "-" : health_name(h),
+		       (unsigned long long)s->received, (unsigned long long)s->acked,
+		       (unsigned long long)s->handed_back, (unsigned long long)s->extended,
+		       (unsigned long long)s->inflight, (unsigned long long)s->calls,
+		       (unsigned long long)s->errors, (int)sizeof(s->last_error), s->last_error);
+		shown++;
+	}
+	if (hidden)
+		printf("... and %u more sources, all healthy\n", hidden);
+}
+
 static int cmd_status(struct shm_segment *seg)
 {
 	uint64_t now = now_ns();
@@ -192,6 +246,7 @@ static int cmd_status(struct shm_segment *seg)
 		       (unsigned long long)w->records_out, (unsigned long long)w->dead_letters,
 		       w->inflight, beat, (unsigned long long)w->redelivered);
 	}
+	print_sources(seg);
 	print_tenants(seg);
 	printf("\n");
 	return cmd_rings(seg);

@@ -45,6 +45,7 @@
 
 #include "common/config.h"
 #include "common/log.h"
+#include "common/msg.h"
 #include "common/notify.h"
 #include "common/time.h"
 #include "shm/segment.h"
@@ -95,6 +96,46 @@ static void set_state(struct sup *s, struct stage *st, uint32_t state)
 
 /* --- topology ---------------------------------------------------------- */
 
+/*
+ * ingest's sources in the order ingest numbers them: the SQS queues, the
+ * Pub/Sub subscriptions, then the replay file; and the in-flight table,
+ * needed only when a source acknowledges.
+ */
+static int build_sources(struct sup *s, struct shm_spec *spec, char *err, size_t errlen)
+{
+	const struct ferry_config *c = &s->cfg;
+	size_t n = c->sqs_queues.n + c->pubsub_subs.n + (c->replay_file[0] ? 1 : 0), i, k = 0;
+	const char **names = calloc(n ? n : 1, sizeof(*names));
+	uint32_t *kinds = calloc(n ? n : 1, sizeof(*kinds));
+	int r = -ENOMEM;
+
+	if (!names || !kinds) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < c->sqs_queues.n; i++, k++) {
+		names[k] = c->sqs_queues.v[i];
+		kinds[k] = MSG_SOURCE_SQS;
+	}
+	for (i = 0; i < c->pubsub_subs.n; i++, k++) {
+		names[k] = c->pubsub_subs.v[i];
+		kinds[k] = MSG_SOURCE_PUBSUB;
+	}
+	if (c->replay_file[0]) {
+		names[k] = c->replay_file;
+		kinds[k] = MSG_SOURCE_REPLAY;
+	}
+	spec->n_sources = (unsigned)n;
+	spec->source_names = names;
+	spec->source_kinds = kinds;
+	spec->inflight_slots = c->sqs_queues.n + c->pubsub_subs.n ? c->max_inflight : 0;
+	r = shm_segment_create(spec, SHM_CREATE_REPLACE, &s->seg, err, errlen);
+out:
+	free(names);
+	free(kinds);
+	return r;
+}
+
 static int build_segment(struct sup *s, char *err, size_t errlen)
 {
 	unsigned S = s->cfg.shards, nw = 2 + 2 * S, nr = 3 * S + 1, i;
@@ -125,7 +166,7 @@ static int build_segment(struct sup *s, char *err, size_t errlen)
 						      (int)(1 + S + i), (int)(nw - 1)};
 	}
 	r[3 * S] = (struct shm_ring_spec){"acks", s->cfg.ack_ring_size, (int)(nw - 1), 0};
-	return shm_segment_create(&spec, SHM_CREATE_REPLACE, &s->seg, err, errlen);
+	return build_sources(s, &spec, err, errlen);
 }
 
 static int stage_paths(struct sup *s)

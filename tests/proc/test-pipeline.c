@@ -15,6 +15,7 @@
  *  - a record that crashes map every time ends as a dead letter after
  *    poison_strikes deaths, and everything else arrives.
  */
+#include <inttypes.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -41,7 +42,13 @@
 #include "common/envelope.h"
 #include "common/time.h"
 #include "shm/segment.h"
+#include "common/pubsub.h"
 #include "tests/proc/moto.h"
+#include "tests/proc/pubsub-emu.h"
+#include "tests/tools/legacy.h"
+
+/* The topic of ROOMDEACTIVATED, the legacy type the tests send (one catalog event each). */
+#define ROOM_TOPIC "room.v1.room-deactivated"
 
 #if !defined(FERRYD_PATH) || !defined(FERRYCTL_PATH) || !defined(KAFKA_MOCK_PATH) ||               \
 	!defined(KAFKA_DUMP_PATH)
@@ -59,7 +66,8 @@ struct env {
 	char notify_path[108];
 	char seen[16384]; /* every notification so far, one per line */
 	struct shm_segment *seg;
-	void *moto; /* a moto_server, when a test started one */
+	void *moto;   /* a moto_server, when a test started one */
+	void *pubsub; /* a Pub/Sub emulator, likewise */
 };
 
 static struct env E;
@@ -168,7 +176,7 @@ static void mock_start(void)
 		dup2(out[1], 1);
 		close(out[0]);
 		execl(KAFKA_MOCK_PATH, KAFKA_MOCK_PATH, "-b", "1", "-t", "ferry.events:16", "-t",
-		      "ferry.dead-letters:1", (char *)NULL);
+		      ROOM_TOPIC ":16", "-t", "ferry.dead-letters:1", (char *)NULL);
 		_exit(127);
 	}
 	close(out[1]);
@@ -183,18 +191,36 @@ static void mock_start(void)
 	assert_true(sscanf(buf, "bootstrap=%255s", E.bootstrap) == 1);
 }
 
+/*
+ * A replay file of n legacy events (ROOMDEACTIVATED: one catalog event
+ * each) for 20 tenants; the message of seq poison_seq (if any) carries the
+ * string that makes map crash under FERRY_TEST_POISON.
+ */
 static void replay_write(const char *path, unsigned n, unsigned poison_seq)
 {
 	FILE *f = fopen(path, "w");
 
 	assert_non_null(f);
-	for (unsigned i = 0; i < n; i++)
-		fprintf(f,
-			"{\"id\":\"m-%06u\",\"attributes\":{\"tenant\":\"t%02u\",\"type\":"
-			"\"message."
-			"sent\"},\"body\":\"payload %u %s "
-			"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}\n",
-			i, i % 20, i, i + 1 == poison_seq ? "POISON-PILL" : "");
+	for (unsigned i = 0; i < n; i++) {
+		char plain[LEGACY_EVENT_MAX], tenant[8], id[16], *line;
+		cJSON *j = cJSON_CreateObject(), *a;
+
+		snprintf(tenant, sizeof(tenant), "t%02u", i % 20);
+		snprintf(id, sizeof(id), "m-%06u", i);
+		if (i + 1 == poison_seq)
+			snprintf(plain, sizeof(plain), "POISON-PILL");
+		else
+			assert_true(legacy_event(i * LEGACY_NTYPES + 4, tenant, plain,
+						 sizeof(plain)) > 0);
+		cJSON_AddStringToObject(j, "id", id);
+		a = cJSON_AddObjectToObject(j, "attributes");
+		cJSON_AddStringToObject(a, "tenant", tenant);
+		cJSON_AddStringToObject(j, "body", plain);
+		line = cJSON_PrintUnformatted(j);
+		fprintf(f, "%s\n", line);
+		free(line);
+		cJSON_Delete(j);
+	}
 	fclose(f);
 }
 
@@ -396,6 +422,8 @@ static int teardown(void **state)
 		waitpid(E.mock, NULL, 0);
 	}
 	moto_stop(E.moto);
+	pubsub_emu_stop(E.pubsub);
+	unsetenv("PUBSUB_EMULATOR_HOST");
 	shm_segment_close(E.seg);
 	shm_segment_unlink(E.instance);
 	close(E.notify);
@@ -461,7 +489,7 @@ static void test_kills(void **state)
 	}
 	assert_true(wait_until(acked_at_least, &all, 120000));
 	assert_true(notified("STATUS="));
-	dump("ferry.events", counts, KILL_N, NULL, 0);
+	dump(ROOM_TOPIC, counts, KILL_N, NULL, 0);
 	dups = check_all(counts, KILL_N, 0);
 	{
 		uint64_t redelivered = load64(&worker("produce")->redelivered);
@@ -540,7 +568,7 @@ static void test_hot_restart(void **state)
 	assert_int_not_equal(ferryctl_restart("nosuch"), 0);
 	assert_true(wait_until(acked_at_least, &all, 60000));
 	{
-		unsigned got = dump("ferry.events", counts, HOT_N, NULL, 0);
+		unsigned got = dump(ROOM_TOPIC, counts, HOT_N, NULL, 0);
 
 		if (got != HOT_N) {
 			for (unsigned q = 1; q <= HOT_N; q++)
@@ -584,7 +612,7 @@ static void test_sigterm_and_notify(void **state)
 	assert_true(notified("STOPPING=1"));
 	assert_true(read < 100000); /* stopped mid-run */
 	assert_int_equal(acks, read);
-	got = dump("ferry.events", counts, 100000, NULL, 0);
+	got = dump(ROOM_TOPIC, counts, 100000, NULL, 0);
 	assert_int_equal(got, read);
 	/* Shards advance independently: what was read is a set, each once. */
 	for (unsigned s = 1; s <= 100000; s++)
@@ -612,7 +640,7 @@ static void test_poison_record(void **state)
 	replay_write(replay, POISON_N, POISON_SEQ);
 	ferryd_start(NULL, "POISON-PILL");
 	assert_true(wait_until(acked_at_least, &all, 60000));
-	dump("ferry.events", counts, POISON_N, NULL, 0);
+	dump(ROOM_TOPIC, counts, POISON_N, NULL, 0);
 	assert_int_equal(counts[POISON_SEQ], 0);
 	assert_int_equal(check_all(counts, POISON_N, POISON_SEQ), 0);
 	assert_int_equal(dump("ferry.dead-letters", dead, POISON_N, reason, sizeof(reason)), 1);
@@ -817,11 +845,11 @@ static void test_decrypt(void **state)
 
 	ferryd_start(NULL, NULL);
 	assert_true(wait_until(acked_at_least, &all, 60000));
-	assert_int_equal(dump("ferry.events", counts, DEC_N + 16, NULL, 0), DEC_N);
+	assert_int_equal(dump(ROOM_TOPIC, counts, DEC_N + 16, NULL, 0), DEC_N);
 	assert_int_equal(check_all(counts, DEC_N, 0), 0);
 	/* An event carries the plaintext of its envelope. */
-	snprintf(cmd, sizeof(cmd), "%s -b %s -t ferry.events --expect 1", KAFKA_DUMP_PATH,
-		 E.bootstrap);
+	snprintf(cmd, sizeof(cmd), "%s -b %s -t %s --expect 1", KAFKA_DUMP_PATH, E.bootstrap,
+		 ROOM_TOPIC);
 	p = popen(cmd, "r");
 	assert_non_null(p);
 	assert_true(getline(&line, &cap, p) > 0);
@@ -834,8 +862,9 @@ static void test_decrypt(void **state)
 
 		assert_true(n > 0);
 		raw[n] = 0;
-		if (!strstr((char *)raw, "\"eventType\"") || !strstr((char *)raw, "\"tenantId\""))
-			fail_msg("event value is not the plaintext: %s", raw);
+		/* The catalog event map made of the plaintext (Protobuf). */
+		if (!memmem(raw, (size_t)n, "ROOMDEACTIVATED", 15))
+			fail_msg("event value is not made of the plaintext: %s", raw);
 		cJSON_Delete(j);
 	}
 	/* Every dead letter: the right reason, once, and the message still encrypted. */
@@ -859,7 +888,7 @@ static void test_decrypt(void **state)
 					sizeof(raw) - 1);
 		assert_true(n >= 0);
 		raw[n] = 0;
-		if (strstr((char *)raw, "eventType"))
+		if (strstr((char *)raw, "eventType") || strstr((char *)raw, "ROOMDEACTIVATED"))
 			fail_msg("plaintext in a dead letter: %s", raw);
 		for (unsigned i = 0; i < 8; i++)
 			if (strstr(why->valuestring, want[i]))
@@ -988,7 +1017,7 @@ static void test_decrypt_kms(void **state)
 
 	ferryd_start(NULL, NULL);
 	assert_true(wait_until(acked_at_least, &all, 60000));
-	assert_int_equal(dump("ferry.events", counts, KMS_N, NULL, 0), KMS_N / 5 * 4);
+	assert_int_equal(dump(ROOM_TOPIC, counts, KMS_N, NULL, 0), KMS_N / 5 * 4);
 	for (unsigned q = 1; q <= KMS_N; q++)
 		assert_int_equal(counts[q], (q - 1) % 5 == 4 ? 0 : 1);
 	snprintf(cmd, sizeof(cmd), "%s -b %s -t ferry.dead-letters --idle-ms 1500", KAFKA_DUMP_PATH,
@@ -1010,6 +1039,505 @@ static void test_decrypt_kms(void **state)
 	ferryd_stop();
 }
 
+/* --- SQS and Pub/Sub sources ---------------------------------------------- */
+
+/* A config without replay: sources come in extra. */
+static void conf_write_sources(const char *extra)
+{
+	FILE *f;
+
+	snprintf(E.conf, sizeof(E.conf), "%s/ferry.conf", E.dir);
+	f = fopen(E.conf, "w");
+	assert_non_null(f);
+	fprintf(f,
+		"[ferry]\ninstance = %s\nshards = 2\nring_size = 4M\nrestart_delay_min = 1s\n"
+		"restart_delay_max = 1s\ncontrol_socket = %s/ctl.sock\n[ingest]\n"
+		"max_inflight = 4096\n%s\n[kafka]\nbootstrap.servers = %s\n",
+		E.instance, E.dir, extra, E.bootstrap);
+	fclose(f);
+}
+
+/* One SQS JSON call that must succeed; returns the answer (free it). */
+static char *sqs(struct aws_client *cl, const char *action, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static char *sqs(struct aws_client *cl, const char *action, const char *fmt, ...)
+{
+	char target[64], err[512] = "", *out = NULL, *body;
+	long status = 0;
+	va_list ap;
+
+	va_start(ap, fmt);
+	assert_true(vasprintf(&body, fmt, ap) > 0);
+	va_end(ap);
+	snprintf(target, sizeof(target), "AmazonSQS.%s", action);
+	if (aws_json_call(cl, "sqs", target, body, &out, &status, err, sizeof(err)) < 0)
+		fail_msg("%s: %s", target, err);
+	free(body);
+	return out;
+}
+
+/* ApproximateNumberOfMessages + ...NotVisible + ...Delayed of a queue. */
+static unsigned queue_depth(struct aws_client *cl, const char *url)
+{
+	char *out = sqs(cl, "GetQueueAttributes",
+			"{\"QueueUrl\":\"%s\",\"AttributeNames\":[\"All\"]}", url);
+	cJSON *j = cJSON_Parse(out), *a = cJSON_GetObjectItemCaseSensitive(j, "Attributes");
+	static const char *const names[] = {"ApproximateNumberOfMessages",
+					    "ApproximateNumberOfMessagesNotVisible",
+					    "ApproximateNumberOfMessagesDelayed"};
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < 3; i++) {
+		cJSON *v = cJSON_GetObjectItemCaseSensitive(a, names[i]);
+
+		assert_true(cJSON_IsString(v));
+		n += (unsigned)strtoul(v->valuestring, NULL, 10);
+	}
+	cJSON_Delete(j);
+	free(out);
+	return n;
+}
+
+static uint64_t source_acked(unsigned i)
+{
+	return load64(&shm_sources(E.seg)[i].acked);
+}
+
+static int sources_acked(void *n)
+{
+	uint64_t sum = 0;
+
+	for (unsigned i = 0; i < E.seg->hdr->n_sources; i++)
+		sum += source_acked(i);
+	return sum >= *(uint64_t *)n;
+}
+
+/*
+ * Read a topic back and count each message by its attribute "n" (which map
+ * passes on as a header) in counts[n]. Returns the records read.
+ */
+static unsigned dump_n(const char *topic, unsigned *counts, unsigned n)
+{
+	char cmd[512], *line = NULL;
+	size_t cap = 0;
+	unsigned total = 0;
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "%s -b %s -t %s --idle-ms 1500 --timeout-ms 60000",
+		 KAFKA_DUMP_PATH, E.bootstrap, topic);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	while (getline(&line, &cap, p) > 0) {
+		cJSON *j = cJSON_Parse(line), *h, *v;
+
+		assert_non_null(j);
+		h = cJSON_GetObjectItemCaseSensitive(j, "headers");
+		v = cJSON_GetObjectItemCaseSensitive(h, "n");
+		assert_true(cJSON_IsString(v));
+		if (strtoul(v->valuestring, NULL, 10) < n)
+			counts[strtoul(v->valuestring, NULL, 10)]++;
+		cJSON_Delete(j);
+		total++;
+	}
+	free(line);
+	assert_int_equal(pclose(p), 0);
+	return total;
+}
+
+/* Send n legacy events (ROOMDEACTIVATED, one catalog event each) to an SQS queue. */
+static void sqs_fill(struct aws_client *cl, const char *url, unsigned n)
+{
+	for (unsigned i = 0; i < n; i += 10) {
+		cJSON *req = cJSON_CreateObject(), *entries;
+		char *body, *out, plain[LEGACY_EVENT_MAX], tenant[8], id[16], num[16];
+
+		cJSON_AddStringToObject(req, "QueueUrl", url);
+		entries = cJSON_AddArrayToObject(req, "Entries");
+		for (unsigned k = 0; k < 10 && i + k < n; k++) {
+			cJSON *e = cJSON_CreateObject(), *a, *t, *x;
+
+			snprintf(tenant, sizeof(tenant), "t%02u", (i + k) % 20);
+			snprintf(id, sizeof(id), "%u", k);
+			snprintf(num, sizeof(num), "%u", i + k);
+			assert_true(legacy_event((i + k) * LEGACY_NTYPES + 4, tenant, plain,
+						 sizeof(plain)) > 0);
+			cJSON_AddStringToObject(e, "Id", id);
+			cJSON_AddStringToObject(e, "MessageBody", plain);
+			a = cJSON_AddObjectToObject(e, "MessageAttributes");
+			t = cJSON_AddObjectToObject(a, "tenant");
+			cJSON_AddStringToObject(t, "DataType", "String");
+			cJSON_AddStringToObject(t, "StringValue", tenant);
+			x = cJSON_AddObjectToObject(a, "n");
+			cJSON_AddStringToObject(x, "DataType", "Number");
+			cJSON_AddStringToObject(x, "StringValue", num);
+			cJSON_AddItemToArray(entries, e);
+		}
+		body = cJSON_PrintUnformatted(req);
+		out = sqs(cl, "SendMessageBatch", "%s", body);
+		assert_null(strstr(out, "\"Failed\":[{"));
+		free(out);
+		free(body);
+		cJSON_Delete(req);
+	}
+}
+
+#define SQS_N 500u
+
+/*
+ * SQS through moto_server: messages sent to a queue reach Kafka, each at
+ * least once, and the queue is empty afterwards (nothing visible, nothing
+ * in flight).
+ */
+static void test_sqs(void **state)
+{
+	static unsigned counts[SQS_N];
+	struct aws_creds creds = {0};
+	struct aws_client *cl;
+	struct moto *m;
+	char url[256], extra[1024], *out;
+	uint64_t all = SQS_N;
+	unsigned dups = 0;
+
+	(void)state;
+	memset(counts, 0, sizeof(counts));
+	m = moto_start(&E.moto, NULL);
+	setenv("AWS_ACCESS_KEY_ID", "ferrytest", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "ferrytestsecret", 1);
+	unsetenv("AWS_PROFILE");
+	snprintf(creds.access_key, sizeof(creds.access_key), "ferrytest");
+	snprintf(creds.secret_key, sizeof(creds.secret_key), "ferrytestsecret");
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	cl = aws_client_new("us-east-1", m->endpoint, &creds);
+	assert_non_null(cl);
+	out = sqs(cl, "CreateQueue",
+		  "{\"QueueName\":\"ferry-in\",\"Attributes\":{\"VisibilityTimeout\":\"30\"}}");
+	free(out);
+	snprintf(url, sizeof(url), "%s/123456789012/ferry-in", m->endpoint);
+	sqs_fill(cl, url, SQS_N);
+	assert_int_equal(queue_depth(cl, url), SQS_N);
+	snprintf(extra, sizeof(extra),
+		 "[sqs]\nqueue = %s\nregion = us-east-1\nendpoint = %s\nwait_time = 1s\n", url,
+		 m->endpoint);
+	conf_write_sources(extra);
+	ferryd_start(NULL, NULL);
+	assert_true(wait_until(sources_acked, &all, 60000));
+	assert_int_equal(dump_n(ROOM_TOPIC, counts, SQS_N) >= SQS_N, 1);
+	for (unsigned i = 0; i < SQS_N; i++) {
+		if (!counts[i])
+			fail_msg("message %u never reached Kafka (log: %s/ferryd.log)", i, E.dir);
+		dups += counts[i] - 1;
+	}
+	assert_int_equal(queue_depth(cl, url), 0);
+	printf("# SQS: %u messages from moto_server into Kafka, %u duplicates, %" PRIu64
+	       " calls, queue empty\n",
+	       SQS_N, dups, load64(&shm_sources(E.seg)[0].calls));
+	ferryd_stop();
+	aws_client_free(cl);
+}
+
+/* One query call (SNS) that must succeed; its XML answer (malloc'd). */
+static char *query(struct aws_client *cl, const char *service, const char *form)
+{
+	char err[512] = "", *out = NULL;
+
+	if (aws_query_call(cl, service, form, &out, NULL, err, sizeof(err)) < 0)
+		fail_msg("%s %.80s: %s", service, form, err);
+	return out;
+}
+
+/* One Pub/Sub request on a blocking handle, that must succeed. */
+static void pubsub_must(struct pubsub_request *rq, int built, const char *err)
+{
+	char e2[512] = "", *body = NULL;
+	CURL *c = curl_easy_init();
+	size_t len = 0;
+
+	if (built < 0)
+		fail_msg("pubsub: %s", err);
+	if (pubsub_call(rq, c, &body, &len, NULL, e2, sizeof(e2)) < 0)
+		fail_msg("pubsub: %s", e2);
+	free(body);
+	pubsub_request_free(rq);
+	curl_easy_cleanup(c);
+}
+
+/* Messages of a Pub/Sub subscription still there (a pull that returns at once). */
+static unsigned pubsub_left(const struct pubsub_emu *e, const char *sub)
+{
+	struct pubsub_request *rq = NULL;
+	struct pubsub_pull *pl = NULL;
+	char err[512] = "", *body = NULL;
+	CURL *c = curl_easy_init();
+	size_t len = 0;
+	unsigned n;
+
+	assert_int_equal(pubsub_pull_new(e->base, NULL, sub, 100, PUBSUB_PULL_RETURN_IMMEDIATELY,
+					 &rq, err, sizeof(err)),
+			 0);
+	if (pubsub_call(rq, c, &body, &len, NULL, err, sizeof(err)) < 0)
+		fail_msg("pull %s: %s", sub, err);
+	assert_int_equal(pubsub_pull_parse(body, len, &pl, err, sizeof(err)), 0);
+	n = (unsigned)pl->count;
+	pubsub_pull_free(pl);
+	free(body);
+	pubsub_request_free(rq);
+	curl_easy_cleanup(c);
+	return n;
+}
+
+#define SNS_TOPICS 50u
+#define SNS_PER	   10u /* messages per topic */
+#define PS_SUBS	   200u
+#define PS_PER	   5u /* messages per subscription */
+#define SOURCES_N  (SNS_TOPICS * SNS_PER + PS_SUBS * PS_PER)
+
+/*
+ * The issue's scene: 50 SNS topics fanned into one SQS queue (moto, with
+ * signatures and permissions checked) and 200 Pub/Sub subscriptions (the
+ * emulator), all on ingest's one thread. ingest is killed once mid-run.
+ * Every message reaches Kafka, and the queue and subscriptions hold
+ * nothing afterwards.
+ */
+static void test_sources(void **state)
+{
+	static unsigned counts[SOURCES_N];
+	struct pubsub_emu *ps;
+	struct aws_client *cl;
+	struct moto *m;
+	char akid[128], secret[128], qurl[256], qarn[256], extra[1024], subs[128];
+	char form[8192], *xml, err[512];
+	uint64_t half = SOURCES_N / 2, all = SOURCES_N;
+	unsigned dups = 0, n = 0;
+	FILE *f;
+
+	(void)state;
+	memset(counts, 0, sizeof(counts));
+	m = moto_start(&E.moto, "3");
+	moto_user(m, "sqs,sns", akid, sizeof(akid), secret, sizeof(secret));
+	cl = moto_client(m, akid, secret);
+	free(sqs(cl, "CreateQueue",
+		 "{\"QueueName\":\"legacy-in\",\"Attributes\":{\"VisibilityTimeout\":\"30\"}}"));
+	snprintf(qurl, sizeof(qurl), "%s/123456789012/legacy-in", m->endpoint);
+	snprintf(qarn, sizeof(qarn), "arn:aws:sqs:us-east-1:123456789012:legacy-in");
+	for (unsigned t = 0; t < SNS_TOPICS; t++) {
+		char arn[256], *enc_q = curl_easy_escape(NULL, qarn, 0);
+		size_t len;
+
+		snprintf(form, sizeof(form),
+			 "Action=CreateTopic&Version=2010-03-31&Name=legacy-%02u", t);
+		xml = query(cl, "sns", form);
+		assert_true(aws_xml_text(xml, "TopicArn", arn, sizeof(arn)) > 0);
+		free(xml);
+		snprintf(form, sizeof(form),
+			 "Action=Subscribe&Version=2010-03-31&TopicArn=%s&Protocol=sqs&Endpoint=%s",
+			 arn, enc_q);
+		free(query(cl, "sns", form));
+		curl_free(enc_q);
+		/* 10 legacy events in one PublishBatch, the tenant and n as attributes. */
+		len = (size_t)snprintf(form, sizeof(form),
+				       "Action=PublishBatch&Version=2010-03-31&TopicArn=%s", arn);
+		for (unsigned k = 0; k < SNS_PER; k++, n++) {
+			char plain[LEGACY_EVENT_MAX], tenant[8], *enc;
+
+			snprintf(tenant, sizeof(tenant), "t%02u", n % 20);
+			assert_true(legacy_event(n * LEGACY_NTYPES + 4, tenant, plain,
+						 sizeof(plain)) > 0);
+			enc = curl_easy_escape(NULL, plain, 0);
+			len += (size_t)snprintf(form + len, sizeof(form) - len,
+						"&PublishBatchRequestEntries.member.%u.Id=%u"
+						"&PublishBatchRequestEntries.member.%u.Message=%s"
+						"&PublishBatchRequestEntries.member.%u."
+						"MessageAttributes.entry.1.Name=tenant"
+						"&PublishBatchRequestEntries.member.%u."
+						"MessageAttributes.entry.1.Value."
+						"DataType=String"
+						"&PublishBatchRequestEntries.member.%u."
+						"MessageAttributes.entry.1.Value."
+						"StringValue=%s"
+						"&PublishBatchRequestEntries.member.%u."
+						"MessageAttributes.entry.2.Name=n"
+						"&PublishBatchRequestEntries.member.%u."
+						"MessageAttributes.entry.2.Value."
+						"DataType=Number"
+						"&PublishBatchRequestEntries.member.%u."
+						"MessageAttributes.entry.2.Value."
+						"StringValue=%u",
+						k + 1, k, k + 1, enc, k + 1, k + 1, k + 1, tenant,
+						k + 1, k + 1, k + 1, n);
+			curl_free(enc);
+			assert_true(len < sizeof(form));
+		}
+		xml = query(cl, "sns", form);
+		assert_null(strstr(xml, "<Failed><member>"));
+		free(xml);
+	}
+	assert_int_equal(queue_depth(cl, qurl), SNS_TOPICS * SNS_PER);
+
+	/* 200 Pub/Sub topics with one subscription each, listed in a file. */
+	ps = pubsub_emu_start(&E.pubsub, "ferry-test");
+	snprintf(subs, sizeof(subs), "%s/subscriptions.txt", E.dir);
+	f = fopen(subs, "w");
+	assert_non_null(f);
+	for (unsigned t = 0; t < PS_SUBS; t++) {
+		struct pubsub_out_msg out[PS_PER];
+		char topic[128], sub[128], plain[PS_PER][LEGACY_EVENT_MAX], kv[PS_PER][64];
+		struct pubsub_request *rq = NULL;
+
+		snprintf(topic, sizeof(topic), "projects/ferry-test/topics/legacy-%03u", t);
+		snprintf(sub, sizeof(sub), "projects/ferry-test/subscriptions/legacy-%03u", t);
+		pubsub_must(rq,
+			    pubsub_topic_create_new(ps->base, NULL, topic, &rq, err, sizeof(err)),
+			    err);
+		pubsub_must(rq,
+			    pubsub_subscription_create_new(ps->base, NULL, sub, topic, 30, 0, &rq,
+							   err, sizeof(err)),
+			    err);
+		fprintf(f, "%s\n", sub);
+		for (unsigned k = 0; k < PS_PER; k++, n++) {
+			char tenant[8], num[16];
+			size_t pos = 0;
+
+			snprintf(tenant, sizeof(tenant), "t%02u", n % 20);
+			snprintf(num, sizeof(num), "%u", n);
+			assert_true(legacy_event(n * LEGACY_NTYPES + 4, tenant, plain[k],
+						 sizeof(plain[k])) > 0);
+			assert_int_equal(msg_kv_put(kv[k], sizeof(kv[k]), &pos, "tenant", 6, tenant,
+						    (uint32_t)strlen(tenant)),
+					 0);
+			assert_int_equal(msg_kv_put(kv[k], sizeof(kv[k]), &pos, "n", 1, num,
+						    (uint32_t)strlen(num)),
+					 0);
+			out[k] = (struct pubsub_out_msg){
+				.data = {plain[k], (uint32_t)strlen(plain[k])},
+				.attrs = {kv[k], (uint32_t)pos},
+			};
+		}
+		pubsub_must(rq,
+			    pubsub_publish_new(ps->base, NULL, topic, out, PS_PER, &rq, err,
+					       sizeof(err)),
+			    err);
+	}
+	fclose(f);
+	assert_int_equal(n, SOURCES_N);
+
+	/* ferryd signs with the IAM user's key; moto checks every call. */
+	setenv("AWS_ACCESS_KEY_ID", akid, 1);
+	setenv("AWS_SECRET_ACCESS_KEY", secret, 1);
+	unsetenv("AWS_SESSION_TOKEN");
+	unsetenv("AWS_PROFILE");
+	setenv("PUBSUB_EMULATOR_HOST", ps->host_port, 1);
+	snprintf(extra, sizeof(extra),
+		 "[sqs]\nqueue = %s\nregion = us-east-1\nendpoint = %s\nwait_time = 2s\n"
+		 "[pubsub]\nsubscriptions_file = %s\n",
+		 qurl, m->endpoint, subs);
+	conf_write_sources(extra);
+	ferryd_start(NULL, NULL);
+	/* Half way, ingest dies: its successor takes over the in-flight table. */
+	assert_true(wait_until(sources_acked, &half, 120000));
+	kill(worker("ingest")->pid, SIGKILL);
+	assert_true(wait_until(sources_acked, &all, 180000));
+	assert_int_equal(worker("ingest")->restarts, 1);
+	dump_n(ROOM_TOPIC, counts, SOURCES_N);
+	for (unsigned i = 0; i < SOURCES_N; i++) {
+		if (!counts[i])
+			fail_msg("message %u never reached Kafka (log: %s/ferryd.log)", i, E.dir);
+		dups += counts[i] - 1;
+	}
+	ferryd_stop();
+	/* Nothing left: not visible, not in flight. */
+	assert_int_equal(queue_depth(cl, qurl), 0);
+	for (unsigned t = 0; t < PS_SUBS; t += 10) {
+		char sub[128];
+
+		snprintf(sub, sizeof(sub), "projects/ferry-test/subscriptions/legacy-%03u", t);
+		assert_int_equal(pubsub_left(ps, sub), 0);
+	}
+	{
+		uint64_t calls = 0, sqs_calls = shm_sources(E.seg)[0].calls;
+
+		for (unsigned i = 0; i < E.seg->hdr->n_sources; i++)
+			calls += shm_sources(E.seg)[i].calls;
+		printf("# sources: %u SNS messages (50 topics -> 1 queue, signed) and %u Pub/Sub "
+		       "messages (200 subscriptions) into Kafka, ingest killed once, %u "
+		       "duplicates; SQS %.2f calls/message, all sources %.2f\n",
+		       SNS_TOPICS * SNS_PER, PS_SUBS * PS_PER, dups,
+		       (double)sqs_calls / (SNS_TOPICS * SNS_PER), (double)calls / SOURCES_N);
+	}
+	aws_client_free(cl);
+}
+
+/*
+ * Visibility extension: a queue whose messages turn visible again after
+ * 3 s, and a pipeline stopped for 7 s (map SIGSTOPped): ingest extends the
+ * visibility of what is in flight, so SQS delivers nothing twice.
+ */
+#define VIS_N 200u
+
+static void test_visibility(void **state)
+{
+	static unsigned counts[VIS_N];
+	struct aws_client *cl;
+	struct moto *m;
+	char url[256], extra[512];
+	uint64_t all = VIS_N;
+	pid_t maps[2];
+
+	(void)state;
+	memset(counts, 0, sizeof(counts));
+	m = moto_start(&E.moto, NULL);
+	setenv("AWS_ACCESS_KEY_ID", "ferrytest", 1);
+	setenv("AWS_SECRET_ACCESS_KEY", "ferrytestsecret", 1);
+	unsetenv("AWS_PROFILE");
+	cl = moto_client(m, "ferrytest", "ferrytestsecret");
+	free(sqs(cl, "CreateQueue",
+		 "{\"QueueName\":\"slow\",\"Attributes\":{\"VisibilityTimeout\":\"3\"}}"));
+	snprintf(url, sizeof(url), "%s/123456789012/slow", m->endpoint);
+	snprintf(extra, sizeof(extra),
+		 "[sqs]\nqueue = %s\nregion = us-east-1\nendpoint = %s\nwait_time = 1s\n", url,
+		 m->endpoint);
+	conf_write_sources(extra);
+	ferryd_start(NULL, NULL);
+	/* The pipeline stands still: nothing gets past map. */
+	maps[0] = worker("map.0")->pid;
+	maps[1] = worker("map.1")->pid;
+	kill(maps[0], SIGSTOP);
+	kill(maps[1], SIGSTOP);
+	sqs_fill(cl, url, VIS_N);
+	/* Every message taken, then held more than twice its visibility timeout. */
+	{
+		uint64_t end = now_ns() + 30000000000ull;
+
+		while (load64(&shm_sources(E.seg)[0].received) < VIS_N && now_ns() < end)
+			sleep_ms(20);
+		assert_int_equal(load64(&shm_sources(E.seg)[0].received), VIS_N);
+	}
+
+	{
+		uint64_t until = now_ns() + 7000000000ull;
+
+		while (now_ns() < until)
+			sleep_ms(100); /* the condition is time itself: 7 s of standstill */
+	}
+	kill(maps[0], SIGCONT);
+	kill(maps[1], SIGCONT);
+	assert_true(wait_until(sources_acked, &all, 60000));
+	dump_n(ROOM_TOPIC, counts, VIS_N);
+	for (unsigned i = 0; i < VIS_N; i++)
+		if (counts[i] != 1)
+			fail_msg("message %u reached Kafka %u times (log: %s/ferryd.log)", i,
+				 counts[i], E.dir);
+	/* Received once each: SQS redelivered nothing. */
+	assert_int_equal(load64(&shm_sources(E.seg)[0].received), VIS_N);
+	assert_true(load64(&shm_sources(E.seg)[0].extended) >= VIS_N);
+	printf("# visibility: %u messages held 7 s in a stopped pipeline (timeout 3 s): %" PRIu64
+	       " extensions, no redelivery\n",
+	       VIS_N, load64(&shm_sources(E.seg)[0].extended));
+	ferryd_stop();
+	assert_int_equal(queue_depth(cl, url), 0);
+	aws_client_free(cl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1022,6 +1550,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hung_stage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_decrypt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_decrypt_kms, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sqs, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sources, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_visibility, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -1,0 +1,285 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The replay source: a file of recorded messages (README, "Replay files"),
+ * for demos and benchmarks. Message i of the file (from 0) has seq i + 1,
+ * so a restarted ingest knows exactly what it already handed on: whatever
+ * is at or below the last seq published to that message's shard ring. It
+ * acknowledges nothing, so it needs no in-flight table.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "common/log.h"
+#include "common/time.h"
+#include "workers/ingest/ingest.h"
+
+#define BATCH 64
+
+struct replay_msg {
+	unsigned char *enc; /* encoded source message, or dead letter (msg_*_encode) */
+	uint32_t len;
+	uint16_t shard;
+	uint16_t dead; /* enc is a dead letter: the line could not be read */
+};
+
+struct replay {
+	struct replay_msg *msgs;
+	size_t n;
+	/*
+	 * One cursor per shard over that shard's messages, so a stalled shard
+	 * (its decrypt down, its ring full) never holds up the others.
+	 */
+	size_t *order[WORKER_RINGS_MAX]; /* message indices of each shard, in file order */
+	size_t count[WORKER_RINGS_MAX];
+	size_t pos[WORKER_RINGS_MAX];
+	unsigned turn;	  /* shard to try first next time (round robin) */
+	uint64_t t0;	  /* pacing: when it started ... */
+	uint64_t paced;	  /* ... and how many were sent since */
+	size_t remaining; /* messages not yet handed on */
+};
+
+/* Parse one replay line into m. Returns 0 or -EINVAL with *why. */
+static int replay_parse(const char *line, const char *tenant_attr, unsigned shards,
+			struct replay_msg *m, const char **why)
+{
+	cJSON *j = cJSON_Parse(line), *id, *attrs, *body, *a;
+	unsigned char attrbuf[65536];
+	size_t alen = 0;
+	struct msg_source_view v = {.source = MSG_SOURCE_REPLAY};
+	struct msg_bytes tenant;
+	int r = -EINVAL;
+
+	*why = NULL;
+	if (!j || !cJSON_IsObject(j)) {
+		*why = "not a JSON object";
+		goto out;
+	}
+	id = cJSON_GetObjectItemCaseSensitive(j, "id");
+	attrs = cJSON_GetObjectItemCaseSensitive(j, "attributes");
+	body = cJSON_GetObjectItemCaseSensitive(j, "body");
+	if (!cJSON_IsString(id) || !cJSON_IsString(body)) {
+		*why = "\"id\" and \"body\" must be strings";
+		goto out;
+	}
+	if (attrs && !cJSON_IsObject(attrs)) {
+		*why = "\"attributes\" must be an object of strings";
+		goto out;
+	}
+	cJSON_ArrayForEach(a, attrs)
+	{
+		if (!cJSON_IsString(a) || msg_kv_put(attrbuf, sizeof(attrbuf), &alen, a->string,
+						     (uint32_t)strlen(a->string), a->valuestring,
+						     (uint32_t)strlen(a->valuestring)) < 0) {
+			*why = "an attribute is not a string, or they are too large";
+			goto out;
+		}
+	}
+	v.id.p = id->valuestring;
+	v.id.len = (uint32_t)strlen(id->valuestring);
+	v.attrs.p = attrbuf;
+	v.attrs.len = (uint32_t)alen;
+	v.body.p = body->valuestring;
+	v.body.len = (uint32_t)strlen(body->valuestring);
+	m->len = msg_source_size(&v);
+	m->enc = malloc(m->len);
+	if (!m->enc) {
+		r = -ENOMEM;
+		*why = "out of memory";
+		goto out;
+	}
+	msg_source_encode(m->enc, m->len, &v);
+	if (msg_kv_find(v.attrs, tenant_attr, &tenant) <= 0)
+		tenant = v.id;
+	m->shard = ingest_hash(tenant.p, tenant.len) % shards;
+	r = 0;
+out:
+	cJSON_Delete(j);
+	return r;
+}
+
+/*
+ * Load a replay file: one JSON object per line. A line that cannot be
+ * read is not dropped: it travels as a dead letter naming file:line.
+ */
+static int replay_load(struct replay *g, const char *path, const char *tenant_attr, unsigned shards)
+{
+	FILE *f = fopen(path, "r");
+	char *line = NULL;
+	size_t cap = 0, n_alloc = 0;
+	ssize_t len;
+	unsigned lineno = 0;
+
+	if (!f) {
+		log_err("replay file %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	while ((len = getline(&line, &cap, f)) >= 0) {
+		struct replay_msg m = {0};
+		const char *why;
+		int r;
+
+		lineno++;
+		if (len <= 1 && (len == 0 || line[0] == '\n'))
+			continue;
+		if (g->n == n_alloc) {
+			struct replay_msg *nm;
+
+			n_alloc = n_alloc ? 2 * n_alloc : 1024;
+			nm = realloc(g->msgs, n_alloc * sizeof(*nm));
+			if (!nm) {
+				free(line);
+				fclose(f);
+				return -ENOMEM;
+			}
+			g->msgs = nm;
+		}
+		r = replay_parse(line, tenant_attr, shards, &m, &why);
+		if (r == -ENOMEM) {
+			free(line);
+			fclose(f);
+			return r;
+		}
+		if (r < 0) {
+			/* A dead letter from birth: raw bytes as the body, the reason in front. */
+			char reason[256];
+			struct msg_source_view v = {.source = MSG_SOURCE_REPLAY};
+			uint32_t dlen, slen;
+			unsigned char *d;
+
+			snprintf(reason, sizeof(reason), "ingest: %s:%u: %s", path, lineno, why);
+			v.body.p = line;
+			v.body.len = (uint32_t)len;
+			slen = msg_source_size(&v);
+			dlen = msg_dead_size((uint32_t)strlen(reason), slen);
+			d = malloc(dlen);
+			m.enc = malloc(slen);
+			if (!d || !m.enc) {
+				free(d);
+				free(m.enc);
+				free(line);
+				fclose(f);
+				return -ENOMEM;
+			}
+			msg_source_encode(m.enc, slen, &v);
+			msg_dead_encode(d, dlen, SHM_WORKER_INGEST, reason, m.enc, slen);
+			free(m.enc);
+			m.enc = d;
+			m.len = dlen;
+			m.dead = 1;
+			m.shard = lineno % shards;
+			log_warning("%s", reason);
+		}
+		g->msgs[g->n++] = m;
+	}
+	free(line);
+	fclose(f);
+	log_info("replay file %s: %zu messages", path, g->n);
+	return 0;
+}
+
+int replay_init(struct ingest *ing)
+{
+	struct worker *w = ing->w;
+	struct replay *g;
+	int r;
+
+	if (!w->cfg.replay_file[0])
+		return 0;
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return -ENOMEM;
+	ing->replay = g;
+	r = replay_load(g, w->cfg.replay_file, w->cfg.tenant_attribute, w->n_out);
+	if (r < 0)
+		return r;
+	/* Per shard, its messages in order; skip what an earlier incarnation sent. */
+	for (unsigned s = 0; s < w->n_out; s++) {
+		g->order[s] = malloc((g->n ? g->n : 1) * sizeof(size_t));
+		if (!g->order[s])
+			return -ENOMEM;
+	}
+	for (size_t i = 0; i < g->n; i++) {
+		unsigned s = g->msgs[i].shard;
+
+		g->order[s][g->count[s]++] = i;
+		if (i + 1 <= ing->skip[s])
+			g->pos[s] = g->count[s];
+		else
+			g->remaining++;
+	}
+	return 0;
+}
+
+void replay_fini(struct ingest *ing)
+{
+	struct replay *g = ing->replay;
+
+	if (!g)
+		return;
+	for (size_t i = 0; i < g->n; i++)
+		free(g->msgs[i].enc);
+	free(g->msgs);
+	for (unsigned s = 0; s < WORKER_RINGS_MAX; s++)
+		free(g->order[s]);
+	free(g);
+	ing->replay = NULL;
+}
+
+int replay_remaining(const struct ingest *ing)
+{
+	const struct replay *g = ing->replay;
+
+	return g && g->remaining;
+}
+
+/* Hand on up to BATCH replay messages. Returns how many went (0: paced, blocked or done). */
+unsigned replay_pull(struct ingest *ing)
+{
+	struct worker *w = ing->w;
+	struct replay *g = ing->replay;
+	unsigned sent = 0, limit = BATCH, S = w->n_out;
+
+	if (!g || !g->remaining)
+		return 0;
+	if (w->cfg.replay_rate) {
+		uint64_t now = now_ns(), due;
+
+		if (!g->t0)
+			g->t0 = now;
+		due = (now - g->t0) * w->cfg.replay_rate / 1000000000ull;
+		if (due <= g->paced)
+			return 0;
+		if (due - g->paced < limit)
+			limit = (unsigned)(due - g->paced);
+	}
+	for (unsigned k = 0; k < S && sent < limit; k++) {
+		unsigned s = (g->turn + k) % S;
+		struct ring *out = &w->out[s];
+
+		while (sent < limit && g->pos[s] < g->count[s]) {
+			size_t i = g->order[s][g->pos[s]];
+			struct replay_msg *m = &g->msgs[i];
+			void *p = ring_reserve(out, m->len);
+
+			if (!p)
+				break; /* this shard is full: the others go on */
+			memcpy(p, m->enc, m->len);
+			ring_push(out, m->len, m->dead ? MSG_REC_DEAD : MSG_REC_SOURCE, 0, i + 1);
+			__atomic_fetch_add(&w->cb->records_out, 1, __ATOMIC_RELAXED);
+			if (m->dead)
+				__atomic_fetch_add(&w->cb->dead_letters, 1, __ATOMIC_RELAXED);
+			g->pos[s]++;
+			g->remaining--;
+			sent++;
+		}
+	}
+	g->turn = (g->turn + 1) % S;
+	g->paced += sent;
+	for (unsigned s = 0; s < S; s++)
+		ring_publish(&w->out[s]);
+	return sent;
+}
