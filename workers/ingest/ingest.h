@@ -98,6 +98,7 @@ struct source {
 	int attrs_pending;	/* the timeout call is in flight */
 	uint64_t retry_at;	/* backoff: no new receive before (CLOCK_MONOTONIC ns) */
 	uint64_t backoff_ms;	/* current backoff, 0 after a success */
+	uint64_t idle_ms;	/* pause after an empty pull (Pub/Sub with return-immediately) */
 	uint64_t oldest_ack_ns; /* when the oldest slot of acks was queued */
 	struct slotq acks;	/* ACKED slots to delete */
 	struct slotq returns;	/* RETURNING slots to hand back */

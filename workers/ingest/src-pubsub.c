@@ -23,10 +23,19 @@
 #include "common/time.h"
 #include "workers/ingest/ingest.h"
 
-#define PULL_TIMEOUT_S 90 /* an idle pull that long ends as an empty one */
+#define PULL_TIMEOUT_S 90   /* an idle pull that long ends as an empty one */
+#define IDLE_MIN_MS    100  /* pause after an empty pull (emulator), doubling ... */
+#define IDLE_MAX_MS    2000 /* ... up to this */
 
 struct pubsub_shared {
 	struct gcp_auth *auth;
+	/*
+	 * Google holds a pull open until messages come (for a while); the
+	 * emulator holds it forever, and serves only so many held pulls at once,
+	 * so hundreds of subscriptions starve. With the emulator, pulls return at
+	 * once and an empty one pauses its subscription (100 ms, doubling to 2 s).
+	 */
+	unsigned pull_flags;
 	char header[GCP_AUTH_HEADER_MAX];
 };
 
@@ -59,6 +68,8 @@ int pubsub_sources_init(struct ingest *g)
 			return r;
 		}
 	}
+	if (gcp_auth_kind(sh->auth) == GCP_AUTH_EMULATOR)
+		sh->pull_flags = PUBSUB_PULL_RETURN_IMMEDIATELY;
 	log_info("pubsub: %s at %s", gcp_auth_describe(sh->auth), gcp_auth_base_url(sh->auth));
 	return 0;
 }
@@ -181,8 +192,8 @@ static int ps_receive(struct ingest *g, struct source *s, struct call *c, unsign
 
 	if (!auth)
 		return -EIO;
-	r = pubsub_pull_new(gcp_auth_base_url(sh->auth), auth, s->name, max, 0, &rq, err,
-			    sizeof(err));
+	r = pubsub_pull_new(gcp_auth_base_url(sh->auth), auth, s->name, max, sh->pull_flags, &rq,
+			    err, sizeof(err));
 	if (r < 0) {
 		log_err("pubsub %s: %s", s->name, err);
 		return r;
@@ -233,6 +244,7 @@ static int ps_settle(struct ingest *g, struct source *s, struct call *c, unsigne
 
 static void pull_done(struct ingest *g, struct call *c, const char *body, size_t len)
 {
+	struct pubsub_shared *sh = g->pubsub;
 	struct source *s = c->src;
 	struct pubsub_pull *p = NULL;
 	char err[256];
@@ -241,6 +253,16 @@ static void pull_done(struct ingest *g, struct call *c, const char *body, size_t
 		ingest_source_failed(g, s, 0, err);
 		pubsub_pull_free(p);
 		return;
+	}
+	if (sh->pull_flags & PUBSUB_PULL_RETURN_IMMEDIATELY) {
+		if (p->count) {
+			s->idle_ms = 0;
+		} else {
+			s->idle_ms = s->idle_ms ? s->idle_ms * 2 : IDLE_MIN_MS;
+			if (s->idle_ms > IDLE_MAX_MS)
+				s->idle_ms = IDLE_MAX_MS;
+			s->retry_at = g->now + s->idle_ms * 1000000ull;
+		}
 	}
 	for (size_t i = 0; i < p->count; i++) {
 		const struct pubsub_message *m = &p->msgs[i];
