@@ -787,7 +787,7 @@ static void test_decrypt(void **state)
 	static unsigned counts[DEC_N + 16];
 	char ring[128], other[128], replay[128], *line = NULL, cmd[512];
 	unsigned found[8] = {0}, dead = 0;
-	uint64_t all = DEC_N + 8;
+	uint64_t all = DEC_N + 9;
 	size_t cap = 0;
 	FILE *f, *p;
 
@@ -837,6 +837,28 @@ static void test_decrypt(void **state)
 		free(out);
 		cJSON_Delete(j);
 	}
+	/* Seq DEC_N + 9: a good message naming its tenant only inside the envelope. */
+	{
+		char plain[LEGACY_EVENT_MAX], path[160], body[4096];
+		FILE *s;
+
+		assert_true(legacy_event(4, "t03", plain, sizeof(plain)) > 0);
+		snprintf(path, sizeof(path), "%s/plain.json", E.dir);
+		s = fopen(path, "w");
+		assert_non_null(s);
+		fputs(plain, s);
+		fclose(s);
+		snprintf(cmd, sizeof(cmd), "%s seal %s t03 1 < %s", ENVELOPE_PATH, ring, path);
+		s = popen(cmd, "r");
+		assert_non_null(s);
+		assert_non_null(fgets(body, sizeof(body), s));
+		body[strcspn(body, "\n")] = 0;
+		assert_int_equal(pclose(s), 0);
+		fprintf(f, "{\"id\":\"envelope-tenant\",\"body\":\"");
+		for (const char *c = body; *c; c++)
+			fprintf(f, *c == '"' ? "\\\"" : "%c", *c);
+		fprintf(f, "\"}\n");
+	}
 	fclose(f);
 	f = fopen(E.conf, "a");
 	assert_non_null(f);
@@ -845,8 +867,9 @@ static void test_decrypt(void **state)
 
 	ferryd_start(NULL, NULL);
 	assert_true(wait_until(acked_at_least, &all, 60000));
-	assert_int_equal(dump(ROOM_TOPIC, counts, DEC_N + 16, NULL, 0), DEC_N);
+	assert_int_equal(dump(ROOM_TOPIC, counts, DEC_N + 16, NULL, 0), DEC_N + 1);
 	assert_int_equal(check_all(counts, DEC_N, 0), 0);
+	assert_int_equal(counts[DEC_N + 9], 1); /* decrypt gave it its tenant attribute */
 	/* An event carries the plaintext of its envelope. */
 	snprintf(cmd, sizeof(cmd), "%s -b %s -t %s --expect 1", KAFKA_DUMP_PATH, E.bootstrap,
 		 ROOM_TOPIC);

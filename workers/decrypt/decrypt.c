@@ -29,6 +29,7 @@ struct decrypt {
 	struct aws_creds_provider *creds;
 	struct aws_client *kms;
 	struct shm_tenant *tenants; /* this worker's per-tenant counts */
+	unsigned char attrs[65536]; /* a message's attributes, the tenant added */
 	int registered;		    /* this thread is an RCU reader of the key ring */
 	char why[320];
 };
@@ -161,6 +162,20 @@ static int decrypt_open(struct worker *w, const struct ring_rec *rec, const char
 		goto out;
 	/* Lay out the message with the ciphertext as body, then decrypt it in place. */
 	o = m;
+	if (msg_kv_find(m.attrs, w->cfg.tenant_attribute, &a) <= 0 &&
+	    m.attrs.len + msg_kv_size((uint32_t)strlen(w->cfg.tenant_attribute),
+				      (uint32_t)strlen(tenant)) <=
+		    sizeof(d->attrs)) {
+		/* Named only inside the envelope: map and produce find it as an attribute. */
+		size_t alen = m.attrs.len;
+
+		memcpy(d->attrs, m.attrs.p, m.attrs.len);
+		msg_kv_put(d->attrs, sizeof(d->attrs), &alen, w->cfg.tenant_attribute,
+			   (uint32_t)strlen(w->cfg.tenant_attribute), tenant,
+			   (uint32_t)strlen(tenant));
+		o.attrs.p = d->attrs;
+		o.attrs.len = (uint32_t)alen;
+	}
 	o.body.p = e.ct;
 	o.body.len = (uint32_t)(e.ct_len - ENVELOPE_TAG_LEN);
 	size = msg_source_size(&o);

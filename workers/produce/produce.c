@@ -134,6 +134,8 @@ static rd_kafka_resp_err_t produce_dead(struct worker *w, const struct ring_rec 
 	struct produce *p = w->ctx;
 	struct msg_dead_view d = {0};
 	struct msg_source_view src = {0};
+	struct msg_event_view ev;
+	struct msg_bytes key = {0}, value = {0};
 	/* A dead letter keeps the first stage's reason; a refused event gets why. */
 	struct msg_bytes reason = {why ? why : "", why ? (uint32_t)strlen(why) : 0};
 	const char *stage = stage_name(SHM_WORKER_PRODUCE);
@@ -146,21 +148,33 @@ static rd_kafka_resp_err_t produce_dead(struct worker *w, const struct ring_rec 
 		stage = stage_name(d.stage);
 		if (d.reason.len)
 			reason = d.reason;
+		h = headers_of(src.attrs);
+		key = src.id;
+		value = src.body; /* as received: still encrypted */
+	} else if (rec->type == MSG_REC_EVENT && msg_event_decode(rec->data, rec->len, &ev) == 0) {
+		/*
+		 * An event Kafka refused for good. Its value is made of the
+		 * decrypted plaintext, which never goes to the dead-letter topic:
+		 * the dead letter says which event (topic, key, headers with the
+		 * source id) and why, without the value.
+		 */
+		h = headers_of(ev.headers);
+		rd_kafka_header_add(h, "ferry-dead-topic", -1, ev.topic.p, (ssize_t)ev.topic.len);
+		key = ev.key;
 	} else {
-		/* An event Kafka refused: its source message is gone; keep the event. */
-		src.body.p = rec->data;
-		src.body.len = rec->len;
+		/* Unreadable: its bytes may hold plaintext, so only the reason goes. */
+		h = rd_kafka_headers_new(4);
 	}
-	h = headers_of(src.attrs);
 	snprintf(seq, sizeof(seq), "%" PRIu64, rec->seq);
 	rd_kafka_header_add(h, "ferry-dead-reason", -1, reason.p, (ssize_t)reason.len);
 	rd_kafka_header_add(h, "ferry-dead-stage", -1, stage, -1);
 	rd_kafka_header_add(h, "ferry-seq", -1, seq, -1);
-	rd_kafka_header_add(h, "ferry-source-id", -1, src.id.p, (ssize_t)src.id.len);
+	if (src.id.len)
+		rd_kafka_header_add(h, "ferry-source-id", -1, src.id.p, (ssize_t)src.id.len);
 	err = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(w->cfg.dead_letter_topic),
-				RD_KAFKA_V_KEY(src.id.p, src.id.len),
-				RD_KAFKA_V_VALUE((void *)src.body.p, src.body.len),
-				RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+				RD_KAFKA_V_KEY(key.p, key.len),
+				RD_KAFKA_V_VALUE((void *)value.p, value.len), RD_KAFKA_V_HEADERS(h),
+				RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
 	if (err)
 		rd_kafka_headers_destroy(h);
 	return err;
