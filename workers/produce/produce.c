@@ -478,8 +478,9 @@ static int registry_start(struct worker *w)
 	pthread_join(th, NULL);
 	p->reg_busy = 0;
 	if (p->resolve_rc < 0) {
-		log_err("schema registry: %s", p->resolve_err);
-		return p->resolve_rc;
+		log_err("%s", p->resolve_err);
+		/* "Stale file handle" (-ESTALE: the registry's schema differs) would mislead */
+		return p->resolve_rc == -ESTALE ? -EINVAL : p->resolve_rc;
 	}
 	for (uint16_t t = 1; t < CATALOG_N; t++) {
 		const struct registry_schema *s = p->schema[t];
