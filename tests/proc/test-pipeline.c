@@ -1964,6 +1964,7 @@ static void test_registry_refused(void **state)
 	    !strstr(log, "differs from the compiled ferry/chat/v1/message.proto"))
 		fail_msg("the refusal does not name the subject and the difference:\n%s", log);
 	assert_int_equal(acked(), 0);
+	check_log_clean();
 	registry_stop();
 }
 
