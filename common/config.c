@@ -61,6 +61,17 @@ enum config_key {
 	KEY_TOPIC,
 	KEY_DEAD_LETTER_TOPIC,
 	KEY_FLUSH_TIMEOUT,
+	KEY_REGISTRY_URL,
+	KEY_REGISTRY_AUTO_REGISTER,
+	KEY_REGISTRY_STRATEGY,
+	KEY_REGISTRY_USERNAME,
+	KEY_REGISTRY_PASSWORD,
+	KEY_REGISTRY_CA_FILE,
+	KEY_REGISTRY_CERT_FILE,
+	KEY_REGISTRY_KEY_FILE,
+	KEY_REGISTRY_TLS_VERIFY,
+	KEY_REGISTRY_TIMEOUT,
+	KEY_REGISTRY_RETRY_FOR,
 	KEY_COUNT,
 };
 
@@ -73,6 +84,9 @@ enum config_kind {
 	KIND_PATH,     /* char[], anything that fits */
 	KIND_QUEUE,    /* struct config_list of SQS queue URLs, repeatable */
 	KIND_SUB,      /* struct config_list of Pub/Sub subscriptions, repeatable */
+	KIND_BOOL,     /* unsigned 0/1 from false/true */
+	KIND_URL,      /* char[], "" or http(s)://host... without spaces */
+	KIND_STRATEGY, /* unsigned: topic = 0, record = 1 */
 };
 
 struct config_key_def {
@@ -90,8 +104,8 @@ _Static_assert(CONFIG_LINE_MAX + 1 == INI_MAX_LINE, "CONFIG_LINE_MAX follows ini
 #define FIELD(f)       offsetof(struct ferry_config, f), sizeof(((struct ferry_config *)0)->f)
 #define DURATION_FORMS "(e.g. 250ms, 10s, 5m, 1h; a bare number is seconds)"
 
-static const char *const config_sections[] = {"ferry",	"replay",  "ingest",  "sqs",
-					      "pubsub", "decrypt", "produce", "kafka"};
+static const char *const config_sections[] = {"ferry",	 "replay",  "ingest",	"sqs",	"pubsub",
+					      "decrypt", "produce", "registry", "kafka"};
 
 #define QUEUE_WANT                                                                                 \
 	"want an SQS queue URL such as https://sqs.eu-west-1.amazonaws.com/123456789012/name"
@@ -184,6 +198,31 @@ static const struct config_key_def config_keys[KEY_COUNT] = {
 	[KEY_FLUSH_TIMEOUT] = {"produce", "flush_timeout", KIND_DURATION, FIELD(flush_timeout_ms),
 			       1, CONFIG_DURATION_MAX_MS,
 			       "want a duration from 1ms to 24h " DURATION_FORMS},
+	[KEY_REGISTRY_URL] = {"registry", "url", KIND_URL, FIELD(registry_url), 0, 0,
+			      "want a URL such as https://registry.example:8081 (empty: none)"},
+	[KEY_REGISTRY_AUTO_REGISTER] = {"registry", "auto_register", KIND_BOOL,
+					FIELD(registry_auto_register), 0, 1, "want true or false"},
+	[KEY_REGISTRY_STRATEGY] =
+		{"registry", "subject_strategy", KIND_STRATEGY, FIELD(registry_strategy), 0, 1,
+		 "want topic (<topic>-value) or record (the message's full name)"},
+	[KEY_REGISTRY_USERNAME] = {"registry", "username", KIND_PATH, FIELD(registry_username), 0,
+				   0, "want a user name shorter than 128 bytes"},
+	[KEY_REGISTRY_PASSWORD] = {"registry", "password", KIND_PATH, FIELD(registry_password), 0,
+				   0, "want a password shorter than 128 bytes"},
+	[KEY_REGISTRY_CA_FILE] = {"registry", "ca_file", KIND_PATH, FIELD(registry_ca_file), 0, 0,
+				  "want a path shorter than PATH_MAX"},
+	[KEY_REGISTRY_CERT_FILE] = {"registry", "cert_file", KIND_PATH, FIELD(registry_cert_file),
+				    0, 0, "want a path shorter than PATH_MAX"},
+	[KEY_REGISTRY_KEY_FILE] = {"registry", "key_file", KIND_PATH, FIELD(registry_key_file), 0,
+				   0, "want a path shorter than PATH_MAX"},
+	[KEY_REGISTRY_TLS_VERIFY] = {"registry", "tls_verify", KIND_BOOL,
+				     FIELD(registry_tls_verify), 0, 1, "want true or false"},
+	[KEY_REGISTRY_TIMEOUT] = {"registry", "timeout", KIND_DURATION, FIELD(registry_timeout_ms),
+				  1, 10 * 60 * 1000,
+				  "want a duration from 1ms to 10m " DURATION_FORMS},
+	[KEY_REGISTRY_RETRY_FOR] = {"registry", "retry_for", KIND_DURATION,
+				    FIELD(registry_retry_for_ms), 0, CONFIG_DURATION_MAX_MS,
+				    "want a duration from 0 (no retry) to 24h " DURATION_FORMS},
 };
 
 /* One parse: everything config_load() needs between inih's callbacks. */
@@ -360,6 +399,9 @@ void config_defaults(struct ferry_config *cfg)
 	cfg->sqs_receives = 2;
 	cfg->pubsub_max_messages = 100;
 	cfg->pubsub_pulls = 1;
+	cfg->registry_tls_verify = 1;
+	cfg->registry_timeout_ms = 10 * 1000;
+	cfg->registry_retry_for_ms = 30 * 1000;
 	if (config_default_socket(cfg->instance, cfg->control_socket, sizeof(cfg->control_socket)))
 		cfg->control_socket[0] = '\0';
 }
@@ -443,6 +485,7 @@ void config_free(struct ferry_config *cfg)
 	cfg->n_kafka = 0;
 	config_list_free(&cfg->sqs_queues);
 	config_list_free(&cfg->pubsub_subs);
+	explicit_bzero(cfg->registry_password, sizeof(cfg->registry_password));
 }
 
 static bool config_section_known(const char *name, size_t len)
@@ -495,7 +538,7 @@ static void config_classify(struct config_parse *p, char *line)
 		config_fail(
 			p, -EINVAL, p->line,
 			"[%.*s]: unknown section, want one of [ferry], [replay], [ingest], [sqs], "
-			"[pubsub], [decrypt], [produce], [kafka]",
+			"[pubsub], [decrypt], [produce], [registry], [kafka]",
 			(int)(end - start - 1), start + 1);
 }
 
@@ -531,6 +574,14 @@ static char *config_reader(char *str, int num, void *stream)
 	return p->error ? NULL : str;
 }
 
+/* A value as errors show it: never a password (nor a mistyped password key's value). */
+static const char *config_shown(const char *section, const char *name, const char *value)
+{
+	if (!strcmp(section, "registry") && strstr(name, "pass"))
+		return "(not shown)";
+	return value;
+}
+
 static void config_fail_unknown_key(struct config_parse *p, const char *section, const char *name,
 				    const char *value)
 {
@@ -543,6 +594,7 @@ static void config_fail_unknown_key(struct config_parse *p, const char *section,
 		used += (size_t)snprintf(known + used, sizeof(known) - used, "%s%s",
 					 used ? ", " : "", config_keys[i].name);
 	}
+	value = config_shown(section, name, value);
 	if (used)
 		config_fail(p, -EINVAL, p->line, "[%s] %s: unknown key (known: %s), got '%s'",
 			    section, name, known, value);
@@ -639,14 +691,32 @@ static void config_set(struct config_parse *p, enum config_key id, const char *v
 		if (ok)
 			strcpy(field, value);
 		break;
+	case KIND_BOOL:
+	case KIND_STRATEGY:
+		ok = true;
+		if (!strcmp(value, k->kind == KIND_BOOL ? "false" : "topic"))
+			*(unsigned *)field = 0;
+		else if (!strcmp(value, k->kind == KIND_BOOL ? "true" : "record"))
+			*(unsigned *)field = 1;
+		else
+			ok = false;
+		break;
+	case KIND_URL:
+		ok = strlen(value) < k->size && strcspn(value, " \t\"") == strlen(value) &&
+		     (!*value || (!strncmp(value, "http://", 7) && value[7]) ||
+		      (!strncmp(value, "https://", 8) && value[8]));
+		if (ok)
+			strcpy(field, value);
+		break;
 	}
 	if (!ok) {
 		config_fail(p, -EINVAL, p->line, "[%s] %s: %s, got '%s'", k->section, k->name,
-			    k->want, value);
+			    k->want, config_shown(k->section, k->name, value));
 		return;
 	}
 	p->key_line[id] = p->line;
-	snprintf(p->key_value[id], sizeof(p->key_value[id]), "%s", value);
+	snprintf(p->key_value[id], sizeof(p->key_value[id]), "%s",
+		 config_shown(k->section, k->name, value));
 }
 
 /* inih's handler: called for each key = value, right after the reader read its line. */
@@ -667,10 +737,12 @@ static int config_handler(void *user, const char *section, const char *name, con
 			    "(multi-line values are not supported), got '%s'",
 			    section, name, value);
 	} else if (!*section) {
-		config_fail(p, -EINVAL, p->line,
-			    "%s: set before any [section], want it under [ferry], [replay], "
-			    "[ingest], [sqs], [pubsub], [decrypt], [produce] or [kafka], got '%s'",
-			    name, value);
+		config_fail(
+			p, -EINVAL, p->line,
+			"%s: set before any [section], want it under [ferry], [replay], "
+			"[ingest], [sqs], [pubsub], [decrypt], [produce], [registry] or [kafka], "
+			"got '%s'",
+			name, value);
 	} else if (!strcmp(section, "kafka")) {
 		config_kafka_add(p, name, value);
 	} else {
@@ -759,10 +831,11 @@ static void config_finish(struct config_parse *p)
 	config_list_unique(p, KEY_SQS_QUEUE);
 	config_list_unique(p, KEY_PUBSUB_SUB);
 	if (cfg->replay_file[0] && cfg->sqs_queues.n + cfg->pubsub_subs.n)
-		config_fail(p, -EINVAL, p->key_line[KEY_REPLAY_FILE],
-			    "[replay] file: a replay file is for demos and benchmarks and cannot be "
-			    "combined with [sqs] or [pubsub] sources, got '%s'",
-			    cfg->replay_file);
+		config_fail(
+			p, -EINVAL, p->key_line[KEY_REPLAY_FILE],
+			"[replay] file: a replay file is for demos and benchmarks and cannot be "
+			"combined with [sqs] or [pubsub] sources, got '%s'",
+			cfg->replay_file);
 	if (cfg->max_inflight & (cfg->max_inflight - 1))
 		config_fail(p, -EINVAL, p->key_line[KEY_MAX_INFLIGHT],
 			    "[ingest] max_inflight: %s, got '%s'",

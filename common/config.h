@@ -15,7 +15,9 @@
  * file (replay_file): [ferry] instance, shards, ring_size, ack_ring_size,
  * poison_strikes, heartbeat_timeout, restart_delay_min, restart_delay_max,
  * control_socket, stage_dir; [replay] file; [produce] topic,
- * dead_letter_topic, flush_timeout. A key set twice is an error, in [kafka]
+ * dead_letter_topic, flush_timeout; [registry] url, auto_register,
+ * subject_strategy, username, password, ca_file, cert_file, key_file,
+ * tls_verify, timeout, retry_for (booleans: true/false). A key set twice is an error, in [kafka]
  * too. Values may not continue on indented lines, and a line may hold at
  * most CONFIG_LINE_MAX characters (inih's line buffer).
  */
@@ -102,6 +104,19 @@ struct ferry_config {
 	char topic[CONFIG_STR_MAX];		/* default "ferry.events" */
 	char dead_letter_topic[CONFIG_STR_MAX]; /* default "ferry.dead-letters" */
 	uint64_t flush_timeout_ms;		/* on shutdown, default 30s */
+
+	/* [registry]: Confluent Schema Registry (common/registry.h) */
+	char registry_url[CONFIG_STR_MAX]; /* http(s)://host:port; "" = none: bare protobuf */
+	unsigned registry_auto_register;   /* 0/1, default 0: look up only, refuse a difference */
+	unsigned registry_strategy;	   /* enum registry_strategy: 0 topic (default), 1 record */
+	char registry_username[128];	   /* basic auth; "" = none */
+	char registry_password[128];	   /* secret: wiped by config_free() */
+	char registry_ca_file[PATH_MAX];   /* "" = the system's CAs */
+	char registry_cert_file[PATH_MAX]; /* TLS client certificate; "" = none */
+	char registry_key_file[PATH_MAX];  /* its key */
+	unsigned registry_tls_verify;	   /* 0/1, default 1 */
+	uint64_t registry_timeout_ms;	   /* per request, default 10s */
+	uint64_t registry_retry_for_ms;	   /* outages retried at start this long, default 30s */
 
 	/* [kafka]: passed to librdkafka as they are, in file order */
 	struct config_kv *kafka;

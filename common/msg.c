@@ -5,7 +5,7 @@
 #include <string.h>
 
 #define SOURCE_MAGIC 0x31534d46u /* "FMS1" */
-#define EVENT_MAGIC  0x32564546u /* "FEV2": FEV1 had no catalog type */
+#define EVENT_MAGIC  0x33564546u /* "FEV3": FEV1 had no catalog type, FEV2 no room */
 #define DEAD_MAGIC   0x31444c46u /* "FLD1" */
 
 struct source_hdr {
@@ -24,7 +24,7 @@ struct event_hdr {
 	uint16_t index;
 	uint16_t count;
 	uint16_t type;
-	uint16_t flags; /* none defined: 0 */
+	uint16_t room; /* bytes before the value left for produce's wire header */
 	uint32_t topic_len;
 	uint32_t key_len;
 	uint32_t headers_len;
@@ -108,7 +108,7 @@ uint32_t msg_source_size(const struct msg_source_view *m)
 uint32_t msg_event_size(const struct msg_event_view *e)
 {
 	return (uint32_t)sizeof(struct event_hdr) + e->topic.len + e->key.len + e->headers.len +
-	       e->value.len;
+	       e->room + e->value.len;
 }
 
 uint32_t msg_dead_size(uint32_t reason_len, uint32_t raw_len)
@@ -139,15 +139,17 @@ int64_t msg_source_encode(void *dst, size_t cap, const struct msg_source_view *m
 
 int64_t msg_event_encode(void *dst, size_t cap, const struct msg_event_view *e)
 {
-	struct event_hdr h = {EVENT_MAGIC,  e->index,	e->count,	e->type,     0,
+	struct event_hdr h = {EVENT_MAGIC,  e->index,	e->count,	e->type,     e->room,
 			      e->topic.len, e->key.len, e->headers.len, e->value.len};
 	uint32_t size = msg_event_size(e);
 	unsigned char *p = dst;
 
-	if (size > cap)
+	if (size > cap || e->room > MSG_EVENT_ROOM_MAX)
 		return -ENOBUFS;
 	memcpy(p, &h, sizeof(h));
-	p = put(put(put(put(p + sizeof(h), e->topic), e->key), e->headers), e->value);
+	p = put(put(put(p + sizeof(h), e->topic), e->key), e->headers);
+	memset(p, 0, e->room);
+	p = put(p + e->room, e->value);
 	return size;
 }
 
@@ -209,24 +211,27 @@ int msg_source_decode(const void *buf, uint32_t len, struct msg_source_view *ret
 int msg_event_decode(const void *buf, uint32_t len, struct msg_event_view *ret)
 {
 	const unsigned char *p = buf;
+	struct msg_bytes room;
 	struct event_hdr h;
 	uint64_t left;
 
 	if (len < sizeof(h))
 		return -EBADMSG;
 	memcpy(&h, p, sizeof(h));
-	if (h.magic != EVENT_MAGIC || h.flags || (h.count && h.index >= h.count))
+	if (h.magic != EVENT_MAGIC || h.room > MSG_EVENT_ROOM_MAX ||
+	    (h.count && h.index >= h.count))
 		return -EBADMSG;
 	/* The marker of a source message without events carries nothing to send. */
-	if (!h.count && (h.index || h.type || h.topic_len || h.value_len))
+	if (!h.count && (h.index || h.type || h.topic_len || h.room || h.value_len))
 		return -EBADMSG;
 	p += sizeof(h);
 	left = len - sizeof(h);
 	ret->index = h.index;
 	ret->count = h.count;
 	ret->type = h.type;
+	ret->room = h.room;
 	if (take(&p, &left, h.topic_len, &ret->topic) || take(&p, &left, h.key_len, &ret->key) ||
-	    take(&p, &left, h.headers_len, &ret->headers) ||
+	    take(&p, &left, h.headers_len, &ret->headers) || take(&p, &left, h.room, &room) ||
 	    take(&p, &left, h.value_len, &ret->value) || left)
 		return -EBADMSG;
 	return 0;

@@ -59,10 +59,21 @@ struct msg_source_view {
 
 #define MSG_F_REPLAYED 0x1 /* came back from the dead-letter topic */
 
+/*
+ * Bytes map leaves free right before an event's value, so that produce can
+ * write the Schema Registry wire header (common/wire.h: magic, id, message
+ * indexes) in place and hand librdkafka header + payload as one contiguous
+ * value without copying. 16 bytes hold magic, id and up to 10 one-byte
+ * indexes; the catalog needs 6 or 8 (produce copies when a header is longer).
+ */
+#define MSG_EVENT_ROOM	   16
+#define MSG_EVENT_ROOM_MAX 255 /* what a decoder accepts */
+
 struct msg_event_view {
 	uint16_t index; /* 0..count-1 among the events of its source message */
 	uint16_t count; /* events made from the source message; 0: none (a marker) */
 	uint16_t type;	/* catalog type (enum catalog_type, workers/map/catalog.h), 0: none */
+	uint16_t room;	/* bytes free before value (encoded as zeros), 0..MSG_EVENT_ROOM_MAX */
 	struct msg_bytes topic;
 	struct msg_bytes key;
 	struct msg_bytes headers; /* encoded key/value list */

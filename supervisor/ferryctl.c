@@ -20,6 +20,7 @@
 
 #include "common/msg.h"
 #include "shm/segment.h"
+#include "supervisor/tail.h"
 
 #define EXIT_USAGE  100
 #define EXIT_SYSTEM 111
@@ -39,7 +40,11 @@ static void usage(FILE *f)
 		"  rings               every ring: capacity, fill, records, head/tail, last seq,\n"
 		"                      writer and reader pids, who waits\n"
 		"  restart STAGE|all   hot restart: the stage finishes what it holds and exits,\n"
-		"                      ferryd starts the binary now on disk (all: one by one)\n");
+		"                      ferryd starts the binary now on disk (all: one by one)\n"
+		"  tail [-b BOOTSTRAP | -c CONFIG] [-n N] [-e] TOPIC\n"
+		"                      a Kafka topic from its beginning, one JSON line per event:\n"
+		"                      key, headers, schema id, the value decoded with the\n"
+		"                      compiled catalog (ferryctl tail -h for more)\n");
 }
 
 /* "16 MiB", "3.5 KiB", "812 B" */
@@ -324,6 +329,8 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	cmd = argv[optind];
+	if (!strcmp(cmd, "tail")) /* Kafka, not the segment: no instance needed */
+		return tail_main(argc - optind, argv + optind);
 	if (strcmp(cmd, "rings") && strcmp(cmd, "status") &&
 	    (strcmp(cmd, "restart") || optind + 2 != argc)) {
 		if (!strcmp(cmd, "restart"))

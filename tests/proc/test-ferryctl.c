@@ -58,7 +58,7 @@ static void test_rings(void **state)
 	struct shm_spec spec = {instance, ARRAY_SIZE(workers), workers, ARRAY_SIZE(rings), rings};
 	struct shm_segment *seg = NULL;
 	struct ring w, r;
-	char err[256], out[8192], args[128], line[64];
+	char err[256], out[8192], args[128], line[64], want[64];
 
 	(void)state;
 	assert_int_equal(shm_segment_create(&spec, SHM_CREATE_REPLACE, &seg, err, sizeof(err)), 0);
@@ -96,7 +96,8 @@ static void test_rings(void **state)
 	/* Another layout version is refused with a clear word. */
 	seg->hdr->layout_version = 7;
 	assert_int_equal(run(args, out, sizeof(out)), 111);
-	expect_has(out, "layout version 7, this build speaks 2");
+	snprintf(want, sizeof(want), "layout version 7, this build speaks %u", SHM_LAYOUT_VERSION);
+	expect_has(out, want);
 	seg->hdr->layout_version = SHM_LAYOUT_VERSION;
 	seg->rings[1].magic = 0;
 	assert_int_equal(run(args, out, sizeof(out)), 111);
@@ -124,6 +125,17 @@ static void test_usage(void **state)
 	expect_has(out, "invalid instance name");
 	assert_int_equal(run("--help", out, sizeof(out)), 0);
 	expect_has(out, "rings");
+	expect_has(out, "tail");
+	/* tail: a topic and -b or -c are required; numbers are numbers; a bad config is named */
+	assert_int_equal(run("tail chat.v1.message-sent", out, sizeof(out)), 100);
+	expect_has(out, "want one TOPIC, and -b or -c");
+	assert_int_equal(run("tail -b 127.0.0.1:1", out, sizeof(out)), 100);
+	assert_int_equal(run("tail -b 127.0.0.1:1 -n ten t", out, sizeof(out)), 100);
+	expect_has(out, "-n: want a number, got 'ten'");
+	assert_int_equal(run("tail -c /nonexistent/ferry.conf t", out, sizeof(out)), 111);
+	expect_has(out, "/nonexistent/ferry.conf: cannot open");
+	assert_int_equal(run("tail --help", out, sizeof(out)), 0);
+	expect_has(out, "usage: ferryctl tail");
 }
 
 int main(void)

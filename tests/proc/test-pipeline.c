@@ -13,7 +13,11 @@
  *  - SIGTERM mid-run: all that was read is in Kafka and acked, exit 0;
  *    READY/STATUS/WATCHDOG/RELOADING/STOPPING seen on the socket;
  *  - a record that crashes map every time ends as a dead letter after
- *    poison_strikes deaths, and everything else arrives.
+ *    poison_strikes deaths, and everything else arrives;
+ *  - with a Schema Registry (tests/registry/fixture.js): events of every
+ *    type in Confluent's wire format, decoded by Confluent's deserializer
+ *    and by ferryctl tail alike; a registry holding another schema refuses
+ *    produce's start, naming the subject.
  */
 #include <inttypes.h>
 #include <fcntl.h>
@@ -26,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -40,12 +45,14 @@
 
 #include "common/aws.h"
 #include "common/envelope.h"
+#include "common/registry.h"
 #include "common/time.h"
 #include "shm/segment.h"
 #include "common/pubsub.h"
 #include "tests/proc/moto.h"
 #include "tests/proc/pubsub-emu.h"
 #include "tests/tools/legacy.h"
+#include "workers/map/catalog.h"
 
 /* The topic of ROOMDEACTIVATED, the legacy type the tests send (one catalog event each). */
 #define ROOM_TOPIC "room.v1.room-deactivated"
@@ -66,8 +73,10 @@ struct env {
 	char notify_path[108];
 	char seen[16384]; /* every notification so far, one per line */
 	struct shm_segment *seg;
-	void *moto;   /* a moto_server, when a test started one */
-	void *pubsub; /* a Pub/Sub emulator, likewise */
+	void *moto;	/* a moto_server, when a test started one */
+	void *pubsub;	/* a Pub/Sub emulator, likewise */
+	pid_t registry; /* tests/registry/fixture.js, likewise */
+	char registry_url[64];
 };
 
 static struct env E;
@@ -82,6 +91,7 @@ static void sleep_ms(unsigned ms)
 }
 
 static void notify_drain(int timeout_ms);
+static void registry_stop(void);
 
 /* Poll cond every 5 ms until it holds or timeout_ms passes. Returns cond's last value. */
 static int wait_until(int (*cond)(void *), void *arg, unsigned timeout_ms)
@@ -423,6 +433,7 @@ static int teardown(void **state)
 	}
 	moto_stop(E.moto);
 	pubsub_emu_stop(E.pubsub);
+	registry_stop();
 	unsetenv("PUBSUB_EMULATOR_HOST");
 	shm_segment_close(E.seg);
 	shm_segment_unlink(E.instance);
@@ -1589,6 +1600,425 @@ static void test_visibility(void **state)
 	aws_client_free(cl);
 }
 
+/* --- the Schema Registry ------------------------------------------------ */
+
+/* Start tests/registry/fixture.js on a port of its choosing; its URL into E.registry_url. */
+static void registry_start(void)
+{
+	int pfd[2];
+	char line[128] = {0};
+	size_t got = 0;
+	uint64_t end = now_ns() + 20000000000ull;
+
+	assert_int_equal(pipe2(pfd, O_CLOEXEC), 0);
+	E.registry = fork();
+	assert_true(E.registry >= 0);
+	if (E.registry == 0) {
+		setpgid(0, 0);
+		prctl(PR_SET_PDEATHSIG, SIGKILL); /* a test that dies takes it along */
+		dup2(pfd[1], 1);
+		execl(NODE_PATH, NODE_PATH, FIXTURE_JS, (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	while (!strchr(line, '\n')) {
+		struct pollfd p = {.fd = pfd[0], .events = POLLIN};
+		ssize_t n;
+
+		assert_true(now_ns() < end);
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		n = read(pfd[0], line + got, sizeof(line) - 1 - got);
+		if (n <= 0)
+			fail_msg("the registry fixture exited before printing its port");
+		got += (size_t)n;
+	}
+	close(pfd[0]);
+	snprintf(E.registry_url, sizeof(E.registry_url), "http://127.0.0.1:%d",
+		 atoi(line + strlen("port=")));
+}
+
+static void registry_stop(void)
+{
+	if (E.registry > 0) {
+		kill(-E.registry, SIGKILL);
+		waitpid(E.registry, NULL, 0);
+		E.registry = 0;
+	}
+}
+
+/* Legacy events of every type, in turn: n of them; every third carries a traceparent. */
+static void replay_write_all(unsigned n)
+{
+	char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/replay.jsonl", E.dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	for (unsigned i = 0; i < n; i++) {
+		char plain[LEGACY_EVENT_MAX], tenant[8], id[16], trace[64], *line;
+		cJSON *j = cJSON_CreateObject(), *a;
+
+		snprintf(tenant, sizeof(tenant), "t%02u", i % 20);
+		snprintf(id, sizeof(id), "m-%06u", i);
+		assert_true(legacy_event(i, tenant, plain, sizeof(plain)) > 0);
+		cJSON_AddStringToObject(j, "id", id);
+		a = cJSON_AddObjectToObject(j, "attributes");
+		cJSON_AddStringToObject(a, "tenant", tenant);
+		if (i % 3 == 0) {
+			snprintf(trace, sizeof(trace), "00-%032x-%016x-01", i + 1, i + 1);
+			cJSON_AddStringToObject(a, "traceparent", trace);
+		}
+		cJSON_AddStringToObject(j, "body", plain);
+		line = cJSON_PrintUnformatted(j);
+		fprintf(f, "%s\n", line);
+		free(line);
+		cJSON_Delete(j);
+	}
+	fclose(f);
+}
+
+static const char *str_at(const cJSON *j, const char *path)
+{
+	char buf[128], *save = NULL, *k;
+	const cJSON *c = j;
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (k = strtok_r(buf, ".", &save); k && c; k = strtok_r(NULL, ".", &save))
+		c = cJSON_GetObjectItemCaseSensitive(c, k);
+	return cJSON_IsString(c) ? c->valuestring : NULL;
+}
+
+static void expect_str(const cJSON *j, const char *path, const char *want, const char *what)
+{
+	const char *got = str_at(j, path);
+
+	if (!got || strcmp(got, want)) {
+		char *text = cJSON_PrintUnformatted(j);
+
+		fail_msg("%s: %s is '%s', want '%s' in %s", what, path, got ? got : "(none)", want,
+			 text);
+	}
+}
+
+/* Run a command; its stdout's lines, parsed, as a JSON array. */
+static cJSON *json_lines(const char *cmd)
+{
+	cJSON *arr = cJSON_CreateArray();
+	char *line = NULL;
+	size_t cap = 0;
+	FILE *p = popen(cmd, "r");
+
+	assert_non_null(p);
+	while (getline(&line, &cap, p) > 0) {
+		cJSON *j = cJSON_Parse(line);
+
+		if (!j)
+			fail_msg("not JSON from %s: %s", cmd, line);
+		cJSON_AddItemToArray(arr, j);
+	}
+	free(line);
+	if (pclose(p) != 0)
+		fail_msg("%s failed", cmd);
+	return arr;
+}
+
+#define REG_N 200u /* legacy events: 20 of each type */
+
+/*
+ * Events of every type, produced with a registry (auto_register on), read
+ * back from each catalog topic: the wire header, the headers, the value
+ * decoded by Confluent's own ProtobufDeserializer and compared with what
+ * was sent (imported EventMeta, nested UserRef, Timestamp, an imported
+ * enum); and ferryctl tail's decoding equal to Confluent's, field by field.
+ */
+static void test_registry(void **state)
+{
+	char extra[512], cmd[1024], log[65536], path[128];
+	cJSON *records = cJSON_CreateArray(), *decoded;
+	unsigned seqs[REG_N * 2] = {0}, total = 0, want = 0, topics = 0;
+	uint64_t n = REG_N;
+	FILE *fp;
+
+	(void)state;
+	registry_start();
+	for (unsigned i = 0; i < REG_N; i++)
+		want += (unsigned)legacy_event_count(i);
+	snprintf(extra, sizeof(extra),
+		 "[registry]\nurl = %s\nauto_register = true\nretry_for = 10s\n[ferry]\n",
+		 E.registry_url);
+	/* conf_write's [ferry] extra: ours closes [registry] by reopening [ferry] */
+	conf_write(0, 0, NULL);
+	fp = fopen(E.conf, "w");
+	assert_non_null(fp);
+	fprintf(fp,
+		"[ferry]\ninstance = %s\nshards = 2\nring_size = 4M\nrestart_delay_min = 1s\n"
+		"restart_delay_max = 1s\ncontrol_socket = %s/ctl.sock\n%s"
+		"[replay]\nfile = %s/replay.jsonl\n[kafka]\nbootstrap.servers = %s\n",
+		E.instance, E.dir, extra, E.dir, E.bootstrap);
+	fclose(fp);
+	replay_write_all(REG_N);
+	ferryd_start(NULL, NULL);
+	assert_true(wait_until(acked_at_least, &n, 60000));
+	read_log(log, sizeof(log));
+	assert_non_null(strstr(log, "subject chat.v1.message-sent-value, schema id"));
+	assert_null(strstr(log, "bare protobuf"));
+
+	for (uint16_t t = 1; t < CATALOG_N; t++) {
+		const char *topic = catalog_get(t)->topic;
+		cJSON *dumped, *tailed, *d;
+		unsigned in_topic = 0;
+
+		snprintf(cmd, sizeof(cmd), "%s -b %s -t %s --idle-ms 1500 --timeout-ms 60000",
+			 KAFKA_DUMP_PATH, E.bootstrap, topic);
+		dumped = json_lines(cmd);
+		cJSON_ArrayForEach(d, dumped)
+		{
+			const char *b64 = str_at(d, "value"),
+				   *sid = str_at(d, "headers.ferry-source-id");
+			size_t blen = strlen(b64);
+			unsigned char *bytes = malloc(blen), i_tenant[8];
+			char *hex = malloc(2 * blen + 1), want_s[64];
+			int len = EVP_DecodeBlock(bytes, (const unsigned char *)b64, (int)blen);
+			unsigned i;
+			cJSON *r;
+
+			assert_non_null(sid);
+			assert_int_equal(sscanf(sid, "m-%u", &i), 1);
+			assert_true(i < REG_N);
+			len -= (blen && b64[blen - 1] == '=') + (blen > 1 && b64[blen - 2] == '=');
+			/* Confluent's wire format: magic 0, a schema id, indexes, payload */
+			assert_true(len > 6);
+			assert_int_equal(bytes[0], 0);
+			assert_true(bytes[1] | bytes[2] | bytes[3] | bytes[4]);
+			/* Headers as the issue lists them (tenant, legacy type, source, ids,
+			 * trace). */
+			snprintf((char *)i_tenant, sizeof(i_tenant), "t%02u", i % 20);
+			expect_str(d, "headers.ferry-tenant", (char *)i_tenant, topic);
+			expect_str(d, "headers.ferry-legacy-type", legacy_event_type(i), topic);
+			expect_str(d, "headers.ferry-source", "replay", topic);
+			assert_non_null(str_at(d, "headers.ferry-seq"));
+			if (i % 3 == 0) {
+				snprintf(want_s, sizeof(want_s), "00-%032x-%016x-01", i + 1, i + 1);
+				expect_str(d, "headers.ferry-trace-id", want_s, topic);
+			} else {
+				assert_null(str_at(d, "headers.ferry-trace-id"));
+			}
+			seqs[total++ % (REG_N * 2)] = i;
+			in_topic++;
+			for (int k = 0; k < len; k++)
+				sprintf(hex + 2 * k, "%02x", bytes[k]);
+			r = cJSON_CreateObject();
+			cJSON_AddStringToObject(r, "topic", topic);
+			cJSON_AddStringToObject(r, "hex", hex);
+			cJSON_AddItemToArray(records, r);
+			free(bytes);
+			free(hex);
+		}
+		cJSON_Delete(dumped);
+		assert_true(in_topic > 0); /* every catalog type reached its topic */
+		topics++;
+
+		/* ferryctl tail of the same topic: same records, decoded (checked below). */
+		snprintf(cmd, sizeof(cmd), "%s tail -b %s -e --timeout-ms 60000 %s", FERRYCTL_PATH,
+			 E.bootstrap, topic);
+		tailed = json_lines(cmd);
+		assert_int_equal(cJSON_GetArraySize(tailed), in_topic);
+		snprintf(path, sizeof(path), "%s/tail-%u.json", E.dir, t);
+		fp = fopen(path, "w");
+		assert_non_null(fp);
+		{
+			char *text = cJSON_PrintUnformatted(tailed);
+
+			fputs(text, fp);
+			free(text);
+		}
+		fclose(fp);
+		cJSON_Delete(tailed);
+	}
+	assert_int_equal(topics, CATALOG_N - 1);
+	assert_int_equal(total, want);
+
+	/* Confluent's ProtobufDeserializer, fetching the schemas by id from the registry. */
+	{
+		char in[160], out[160], *text = cJSON_PrintUnformatted(records), *buf;
+		long size;
+
+		snprintf(in, sizeof(in), "%s/records.json", E.dir);
+		snprintf(out, sizeof(out), "%s/decoded.json", E.dir);
+		fp = fopen(in, "w");
+		assert_non_null(fp);
+		fputs(text, fp);
+		fclose(fp);
+		free(text);
+		snprintf(cmd, sizeof(cmd), "'%s' '%s' '%s' < '%s' > '%s'", NODE_PATH, DECODE_JS,
+			 E.registry_url, in, out);
+		if (system(cmd) != 0)
+			fail_msg("decode.js failed (did scripts/setup run npm ci --prefix "
+				 "tests/registry?)");
+		fp = fopen(out, "r");
+		assert_non_null(fp);
+		fseek(fp, 0, SEEK_END);
+		size = ftell(fp);
+		rewind(fp);
+		buf = calloc(1, (size_t)size + 1);
+		assert_int_equal(fread(buf, 1, (size_t)size, fp), (size_t)size);
+		fclose(fp);
+		decoded = cJSON_Parse(buf);
+		free(buf);
+		assert_non_null(decoded);
+	}
+	assert_int_equal(cJSON_GetArraySize(decoded), (int)total);
+	{
+		unsigned k = 0;
+		cJSON *d;
+
+		cJSON_ArrayForEach(d, decoded)
+		{
+			unsigned i = seqs[k++];
+			unsigned long long ts = 1700000000000ull + i,
+					   user = 71000000000000ull + i % 97;
+			const char *topic = str_at(d, "topic");
+			const struct catalog_entry *ce = NULL;
+			char s[96];
+			time_t secs = (time_t)(ts / 1000);
+			struct tm tm;
+
+			for (uint16_t t = 1; t < CATALOG_N; t++)
+				if (!strcmp(catalog_get(t)->topic, topic))
+					ce = catalog_get(t);
+			assert_non_null(ce);
+			expect_str(d, "type", ce->desc->name, topic);
+			/* EventMeta: imported from ferry/common/v1, UserRef nested, a Timestamp */
+			snprintf(s, sizeof(s), "ev%08x", i);
+			expect_str(d, "value.meta.eventId", s, topic);
+			snprintf(s, sizeof(s), "t%02u", i % 20);
+			expect_str(d, "value.meta.tenantId", s, topic);
+			expect_str(d, "value.meta.legacyType", legacy_event_type(i), topic);
+			snprintf(s, sizeof(s), "%llu", user);
+			expect_str(d, "value.meta.actor.userId", s, topic);
+			gmtime_r(&secs, &tm);
+			strftime(s, sizeof(s), "%Y-%m-%dT%H:%M:%S", &tm);
+			if (ts % 1000)
+				snprintf(s + strlen(s), sizeof(s) - strlen(s), ".%03uZ",
+					 (unsigned)(ts % 1000));
+			else
+				strcat(s, "Z");
+			expect_str(d, "value.meta.occurredAt", s, topic);
+			if (!strcmp(ce->desc->name, "ferry.chat.v1.MessageSent")) {
+				/* the second message of its file: indexes [1], an imported enum */
+				expect_str(d, "value.stream.kind", "STREAM_KIND_ROOM", topic);
+				snprintf(s, sizeof(s), "msg%08xAAAA___t%02u", i, i % 20);
+				expect_str(d, "value.messageId", s, topic);
+				snprintf(s, sizeof(s), "room%06x_x-lA",
+					 i / 16); /* URL-safe, as map keeps ids */
+				expect_str(d, "value.stream.streamId", s, topic);
+			}
+		}
+	}
+	/* ferryctl tail's values are Confluent's, field by field (proto3 JSON both). */
+	for (uint16_t t = 1; t < CATALOG_N; t++) {
+		cJSON *tailed, *l, *d;
+		char *buf;
+		long size;
+
+		snprintf(path, sizeof(path), "%s/tail-%u.json", E.dir, t);
+		fp = fopen(path, "r");
+		assert_non_null(fp);
+		fseek(fp, 0, SEEK_END);
+		size = ftell(fp);
+		rewind(fp);
+		buf = calloc(1, (size_t)size + 1);
+		assert_int_equal(fread(buf, 1, (size_t)size, fp), (size_t)size);
+		fclose(fp);
+		tailed = cJSON_Parse(buf);
+		free(buf);
+		cJSON_ArrayForEach(l, tailed)
+		{
+			const char *id = str_at(l, "value.meta.eventId");
+			const cJSON *match = NULL;
+
+			assert_non_null(id);
+			expect_str(l, "type", catalog_get(t)->desc->name, "ferryctl tail");
+			assert_true(cJSON_GetObjectItemCaseSensitive(l, "schema_id")->valuedouble >
+				    0);
+			assert_non_null(str_at(l, "headers.ferry-seq"));
+			cJSON_ArrayForEach(d, decoded)
+			{
+				const char *did = str_at(d, "value.meta.eventId");
+
+				if (!strcmp(str_at(d, "topic"), catalog_get(t)->topic) && did &&
+				    !strcmp(did, id))
+					match = d;
+			}
+			assert_non_null(match);
+			if (!cJSON_Compare(cJSON_GetObjectItemCaseSensitive(l, "value"),
+					   cJSON_GetObjectItemCaseSensitive(match, "value"), 1)) {
+				char *a = cJSON_PrintUnformatted(l),
+				     *b = cJSON_PrintUnformatted(match);
+
+				fail_msg("ferryctl tail differs from Confluent's decoding:\n%s\n%s",
+					 a, b);
+			}
+		}
+		cJSON_Delete(tailed);
+	}
+	cJSON_Delete(decoded);
+	cJSON_Delete(records);
+	ferryd_stop();
+	registry_stop();
+}
+
+static int log_has(void *what)
+{
+	char log[65536];
+
+	read_log(log, sizeof(log));
+	return strstr(log, what) != NULL;
+}
+
+/*
+ * auto_register off against a registry whose subject holds another schema:
+ * produce refuses to start, naming the subject and the difference, exits
+ * 111, and ferryd says so; nothing is acked.
+ */
+static void test_registry_refused(void **state)
+{
+	struct registry_config rc = {.auto_register = true};
+	const struct registry_schema *s;
+	struct registry *r;
+	char err[1024], log[65536];
+	FILE *fp;
+
+	(void)state;
+	registry_start();
+	/* Another team's schema (ferry.room.v1.RoomCreated) under chat.v1.message-sent-value. */
+	rc.url = E.registry_url;
+	r = registry_new(&rc, catalog_fds, catalog_fds_len, err, sizeof(err));
+	assert_non_null(r);
+	if (registry_resolve(r, "ferry.room.v1.RoomCreated", "chat.v1.message-sent", &s, err,
+			     sizeof(err)))
+		fail_msg("%s", err);
+	registry_free(r);
+	conf_write(20, 0, NULL);
+	fp = fopen(E.conf, "a");
+	assert_non_null(fp);
+	fprintf(fp, "[registry]\nurl = %s\nauto_register = false\nretry_for = 2s\n",
+		E.registry_url);
+	fclose(fp);
+	ferryd_spawn(NULL, NULL);
+	assert_true(wait_until(segment_there, NULL, 10000));
+	assert_true(wait_until(log_has, "produce exited with status 111", 30000));
+	read_log(log, sizeof(log));
+	if (!strstr(log, "subject chat.v1.message-sent-value: the registry's latest schema") ||
+	    !strstr(log, "differs from the compiled ferry/chat/v1/message.proto"))
+		fail_msg("the refusal does not name the subject and the difference:\n%s", log);
+	assert_int_equal(acked(), 0);
+	check_log_clean();
+	registry_stop();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1604,6 +2034,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sqs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sources, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_visibility, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_registry, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_registry_refused, setup, teardown),
 	};
 
 	/*

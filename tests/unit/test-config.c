@@ -164,6 +164,64 @@ static void check_defaults(const struct ferry_config *cfg)
 	assert_string_equal(cfg->keyring, "");
 	assert_string_equal(cfg->dead_letter_topic, "ferry.dead-letters");
 	assert_int_equal(cfg->flush_timeout_ms, 30000);
+	assert_string_equal(cfg->registry_url, "");
+	assert_int_equal(cfg->registry_auto_register, 0);
+	assert_int_equal(cfg->registry_strategy, 0);
+	assert_string_equal(cfg->registry_password, "");
+	assert_int_equal(cfg->registry_tls_verify, 1);
+	assert_int_equal(cfg->registry_timeout_ms, 10000);
+	assert_int_equal(cfg->registry_retry_for_ms, 30000);
+}
+
+/* [registry]: every key read; bad values named with file:line; a password never echoed. */
+static void test_registry(void **state)
+{
+	struct fixture *f = *state;
+
+	load_ok(f, "[registry]\nurl = https://sr.example:8081\nauto_register = true\n"
+		   "subject_strategy = record\nusername = ferry\npassword = s3cret\n"
+		   "ca_file = /etc/ca.pem\ncert_file = /etc/c.pem\nkey_file = /etc/k.pem\n"
+		   "tls_verify = false\ntimeout = 2s\nretry_for = 0\n");
+	assert_string_equal(f->cfg.registry_url, "https://sr.example:8081");
+	assert_int_equal(f->cfg.registry_auto_register, 1);
+	assert_int_equal(f->cfg.registry_strategy, 1);
+	assert_string_equal(f->cfg.registry_username, "ferry");
+	assert_string_equal(f->cfg.registry_password, "s3cret");
+	assert_string_equal(f->cfg.registry_ca_file, "/etc/ca.pem");
+	assert_string_equal(f->cfg.registry_cert_file, "/etc/c.pem");
+	assert_string_equal(f->cfg.registry_key_file, "/etc/k.pem");
+	assert_int_equal(f->cfg.registry_tls_verify, 0);
+	assert_int_equal(f->cfg.registry_timeout_ms, 2000);
+	assert_int_equal(f->cfg.registry_retry_for_ms, 0);
+	config_free(&f->cfg);
+	assert_string_equal(f->cfg.registry_password, ""); /* wiped */
+	load_ok(f, "[registry]\nurl = http://127.0.0.1:8081\nsubject_strategy = topic\n"
+		   "auto_register = false\n");
+	assert_int_equal(f->cfg.registry_strategy, 0);
+	expect_bad(f, "registry", "url", "sr.example:8081");
+	expect_bad(f, "registry", "url", "ftp://sr.example");
+	expect_bad(f, "registry", "url", "http://");
+	expect_bad(f, "registry", "auto_register", "yes");
+	expect_bad(f, "registry", "auto_register", "1");
+	expect_bad(f, "registry", "tls_verify", "True");
+	expect_bad(f, "registry", "subject_strategy", "topic_name");
+	expect_bad(f, "registry", "timeout", "0");
+	expect_bad(f, "registry", "timeout", "11m");
+	expect_bad(f, "registry", "retry_for", "25h");
+	expect_bad(f, "registry", "retry_for", "-1");
+	expect_error(f, "[registry]\nurl = http://a:1\nurl = http://b:1\n", 3,
+		     "[registry] url: set twice (first on line 2)");
+	expect_error(f, "[registry]\npasswd = hunter2\n", 2,
+		     "[registry] passwd: unknown key (known: url, auto_register, ");
+	assert_null(strstr(f->err, "hunter2"));
+	expect_error(
+		f,
+		"[registry]\npassword = "
+		"hunter2hunter2hunter2hunter2hunter2hunter2hunter2hunter2hunter2hunter2hunter2"
+		"hunter2hunter2hunter2hunter2hunter2hunter2hunter2hunter2\n",
+		2,
+		"[registry] password: want a password shorter than 128 bytes, got '(not shown)'");
+	assert_null(strstr(f->err, "hunter2"));
 }
 
 static void test_defaults(void **state)
@@ -397,15 +455,16 @@ static void test_unknown_section(void **state)
 	expect_exact_error(f, "[ferry]\nshards = 2\n[fery]\nshards = 3\n",
 			   "3: [fery]: unknown section, want one of [ferry], [replay], [ingest], "
 			   "[sqs], [pubsub], [decrypt], "
-			   "[produce], [kafka]");
+			   "[produce], [registry], [kafka]");
 	/* Even one that holds no key, indented, or after a comment. */
 	expect_error(f, "[ferry]\n\n[nothing] ; empty\n", 3, "[nothing]: unknown section");
 	expect_error(f, "[kafka]\n  [Ferry]\n", 2, "[Ferry]: unknown section");
 	expect_error(f, "[ferry]\n[ ferry ]\n", 2, "[ ferry ]: unknown section");
 	/* Keys outside any section. */
-	expect_exact_error(f, "shards = 2\n[ferry]\n",
-			   "1: shards: set before any [section], want it under [ferry], [replay], "
-			   "[ingest], [sqs], [pubsub], [decrypt], [produce] or [kafka], got '2'");
+	expect_exact_error(
+		f, "shards = 2\n[ferry]\n",
+		"1: shards: set before any [section], want it under [ferry], [replay], "
+		"[ingest], [sqs], [pubsub], [decrypt], [produce], [registry] or [kafka], got '2'");
 }
 
 static void test_unknown_key(void **state)
@@ -830,7 +889,7 @@ static void test_reference_file(void **state)
 		len += strlen(copy);
 	}
 	fclose(fp);
-	assert_int_equal(keys, 35); /* every key of config.h but the lists */
+	assert_int_equal(keys, 46); /* every key of config.h but the lists */
 	load_ok(f, text);
 	free(text);
 	check_defaults(&f->cfg);
@@ -861,6 +920,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_free_twice, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reference_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_registry, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -54,6 +54,33 @@ test_event_round_trip(void **state)
 	assert_int_equal(msg_event_decode(buf, msg_event_size(&e) + 1, &d), -EBADMSG);
 }
 
+/* Room before the value: zeros, right before it, counted in the size, kept by decode. */
+static void test_event_room(void **state)
+{
+	unsigned char buf[512];
+	struct msg_event_view e = {.count = 1, .type = 1, .room = MSG_EVENT_ROOM}, d;
+	const unsigned char *v;
+
+	(void)state;
+	memset(buf, 0xee, sizeof(buf));
+	e.topic = B("chat.v1.message-sent");
+	e.key = B("k");
+	e.value = B("\x0a\x01\x78");
+	assert_int_equal(msg_event_size(&e), 28 + 20 + 1 + MSG_EVENT_ROOM + 3);
+	assert_int_equal(msg_event_encode(buf, sizeof(buf), &e), msg_event_size(&e));
+	assert_int_equal(msg_event_decode(buf, msg_event_size(&e), &d), 0);
+	assert_int_equal(d.room, MSG_EVENT_ROOM);
+	assert_int_equal(d.value.len, 3);
+	assert_memory_equal(d.value.p, "\x0a\x01\x78", 3);
+	v = d.value.p;
+	assert_ptr_equal(v - MSG_EVENT_ROOM, buf + 28 + 20 + 1);
+	for (int i = 1; i <= MSG_EVENT_ROOM; i++)
+		assert_int_equal(v[-i], 0);
+	/* a room the decoder would refuse is not written */
+	e.room = MSG_EVENT_ROOM_MAX + 1;
+	assert_int_equal(msg_event_encode(buf, sizeof(buf), &e), -ENOBUFS);
+}
+
 static void test_event_strict(void **state)
 {
 	unsigned char buf[256];
@@ -70,14 +97,19 @@ static void test_event_strict(void **state)
 	buf[4] = 1;
 	assert_int_equal(msg_event_decode(buf, len, &d), -EBADMSG);
 	buf[4] = 0;
-	/* reserved flags */
+	/* room beyond MSG_EVENT_ROOM_MAX, or beyond the record */
+	buf[11] = 1;
+	assert_int_equal(msg_event_decode(buf, len, &d), -EBADMSG);
+	buf[11] = 0;
 	buf[10] = 1;
 	assert_int_equal(msg_event_decode(buf, len, &d), -EBADMSG);
 	buf[10] = 0;
-	/* the old layout's magic */
+	/* the old layouts' magic */
 	buf[3] = '1';
 	assert_int_equal(msg_event_decode(buf, len, &d), -EBADMSG);
 	buf[3] = '2';
+	assert_int_equal(msg_event_decode(buf, len, &d), -EBADMSG);
+	buf[3] = '3';
 	assert_int_equal(msg_event_decode(buf, len, &d), 0);
 }
 
@@ -166,11 +198,9 @@ static void test_kv(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_event_round_trip),
-		cmocka_unit_test(test_event_strict),
-		cmocka_unit_test(test_event_marker),
-		cmocka_unit_test(test_source_and_dead),
-		cmocka_unit_test(test_kv),
+		cmocka_unit_test(test_event_round_trip), cmocka_unit_test(test_event_strict),
+		cmocka_unit_test(test_event_room),	 cmocka_unit_test(test_event_marker),
+		cmocka_unit_test(test_source_and_dead),	 cmocka_unit_test(test_kv),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -39,6 +39,15 @@ struct catalog_entry {
 		proto_file; /* its file in the descriptor set, e.g. "ferry/chat/v1/message.proto" */
 };
 
+/*
+ * The compiled FileDescriptorSet (protoc --include_imports of proto/, the
+ * build's FERRY_CATALOG_DESC), embedded at build time (proto/embed.cmake):
+ * link ferry_catalog_fds. What the Schema Registry is given and what
+ * decoders read, so no other schema can be served than the compiled one.
+ */
+extern const uint8_t catalog_fds[];
+extern const size_t catalog_fds_len;
+
 /* The entry of type, or NULL for CATALOG_NONE and anything out of range. */
 const struct catalog_entry *catalog_get(uint16_t type);
 

@@ -4,8 +4,12 @@
  * (plaintext: decrypt ran) is one legacy JSON event; its mapper
  * (mapper.h) gives zero, one or several catalog events, each written
  * downstream as one MSG_REC_EVENT: the event's topic and key, its catalog
- * type, the packed protobuf as the value, and as headers the source's
- * attributes, ferry-source-id, ferry-seq and ferry-legacy-type.
+ * type, the packed protobuf as the value (with MSG_EVENT_ROOM free bytes
+ * before it, where produce writes the Schema Registry wire header in
+ * place), and as headers the source's attributes, then ferry-tenant,
+ * ferry-legacy-type, ferry-source (replay, sqs, pubsub), ferry-source-id,
+ * ferry-seq, and ferry-trace-id when the source message carries one
+ * (attribute traceparent, trace_id or AWSTraceHeader).
  *
  * A legacy event that gives no event (filtered) is written as one marker
  * record (count 0, no topic, no value): produce sends nothing for it and
@@ -75,6 +79,30 @@ static void map_fini(struct worker *w)
 	w->ctx = NULL;
 }
 
+static const char *source_name(uint16_t source)
+{
+	switch (source) {
+	case MSG_SOURCE_REPLAY:
+		return "replay";
+	case MSG_SOURCE_SQS:
+		return "sqs";
+	case MSG_SOURCE_PUBSUB:
+		return "pubsub";
+	}
+	return "unknown";
+}
+
+/* The trace id of a source message: the attributes tracing systems use, first found. */
+static int trace_id(struct msg_bytes attrs, struct msg_bytes *ret)
+{
+	static const char *const keys[] = {"traceparent", "trace_id", "AWSTraceHeader"};
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (msg_kv_find(attrs, keys[i], ret) > 0 && ret->len)
+			return 1;
+	return 0;
+}
+
 /* Write one event record of the current input. */
 static int push_event(struct worker *w, const struct ring_rec *rec, const struct msg_event_view *e)
 {
@@ -93,8 +121,8 @@ static int map_handle(struct worker *w, const struct ring_rec *rec, const char *
 	unsigned char *headers = ctx->headers;
 	struct msg_source_view m;
 	struct msg_event_view e = {0};
-	struct msg_bytes tenant = {"", 0};
-	const char *legacy;
+	struct msg_bytes tenant = {"", 0}, trace;
+	const char *legacy, *source;
 	char seq[24];
 	size_t hlen;
 	int n, r;
@@ -123,14 +151,21 @@ static int map_handle(struct worker *w, const struct ring_rec *rec, const char *
 	hlen = m.attrs.len;
 	snprintf(seq, sizeof(seq), "%" PRIu64, rec->seq);
 	legacy = mapper_legacy_type(ctx->mapper);
-	if (msg_kv_put(headers, HEADERS_MAX, &hlen, "ferry-source-id", 15, m.id.p, m.id.len) ||
-	    msg_kv_put(headers, HEADERS_MAX, &hlen, "ferry-seq", 9, seq, (uint32_t)strlen(seq)) ||
+	source = source_name(m.source);
+	if (msg_kv_put(headers, HEADERS_MAX, &hlen, "ferry-tenant", 12, tenant.p, tenant.len) ||
 	    msg_kv_put(headers, HEADERS_MAX, &hlen, "ferry-legacy-type", 17, legacy,
-		       (uint32_t)strlen(legacy))) {
+		       (uint32_t)strlen(legacy)) ||
+	    msg_kv_put(headers, HEADERS_MAX, &hlen, "ferry-source", 12, source,
+		       (uint32_t)strlen(source)) ||
+	    msg_kv_put(headers, HEADERS_MAX, &hlen, "ferry-source-id", 15, m.id.p, m.id.len) ||
+	    msg_kv_put(headers, HEADERS_MAX, &hlen, "ferry-seq", 9, seq, (uint32_t)strlen(seq)) ||
+	    (trace_id(m.attrs, &trace) &&
+	     msg_kv_put(headers, HEADERS_MAX, &hlen, "ferry-trace-id", 14, trace.p, trace.len))) {
 		*reason = "map: headers too large";
 		return -E2BIG;
 	}
 	e.count = (uint16_t)n;
+	e.room = MSG_EVENT_ROOM; /* produce's wire header goes there */
 	e.headers.p = headers;
 	e.headers.len = (uint32_t)hlen;
 	for (int i = 0; i < n; i++) {

@@ -10,6 +10,21 @@
  * frontier moves over delivered records in order, acking the seq of each
  * record that closes its source message, and commits the input up to it.
  *
+ * Schema Registry ([registry] url set): before reading its rings, produce
+ * resolves every catalog type's schema for its topic (registered with
+ * auto_register, else looked up and compared: a difference refuses the
+ * start, naming the subject), from the descriptor set compiled into this
+ * binary (catalog_fds). Each event value then goes out in Confluent's wire
+ * format: magic 0, schema id, message indexes, the protobuf. The header is
+ * written in place, in the MSG_EVENT_ROOM bytes map left free right before
+ * the value in the input record: librdkafka has no scatter-gather for
+ * values, so header + payload must be contiguous, and writing into the
+ * record is safe because the record is produce's alone until it commits
+ * it after the delivery report; a restarted produce reads the record again
+ * and writes the same header (same schema, same id) over it. A header
+ * longer than the room (never for this catalog) falls back to one copy.
+ * Without a registry the bare protobuf is sent, with a warning at start.
+ *
  * A record Kafka refuses for good (too large, unknown topic, not
  * authorized, timed out) becomes a dead letter on the dead-letter topic;
  * a dead letter Kafka refuses is retried, never dropped: nothing is acked
@@ -17,15 +32,20 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include <curl/curl.h>
 #include <librdkafka/rdkafka.h>
 
 #include "common/log.h"
+#include "common/registry.h"
 #include "common/time.h"
 #include "workers/common/worker.h"
+#include "workers/map/catalog.h"
 
 #define BATCH	 256
 #define RETRY_NS 1000000000ull
@@ -54,6 +74,14 @@ struct produce {
 	rd_kafka_t *rk;
 	struct fifo f[WORKER_RINGS_MAX];
 	uint64_t inflight;
+
+	struct registry *reg; /* NULL: no registry, values are the bare protobuf */
+	const struct registry_schema *schema[CATALOG_N]; /* per catalog type, into reg */
+	int record_strategy; /* subjects by message name: the topic does not matter */
+	int reg_busy;	     /* the resolver thread still uses reg: do not free it */
+	int resolve_done;    /* set by the resolver thread (atomic) */
+	int resolve_rc;
+	char resolve_err[1024];
 };
 
 static struct entry *entry_at(struct fifo *f, uint64_t id)
@@ -180,6 +208,47 @@ static rd_kafka_resp_err_t produce_dead(struct worker *w, const struct ring_rec 
 	return err;
 }
 
+/*
+ * The wire-format value of a catalog event: header + payload, contiguous.
+ * In place in the room map left before the payload (see the top of this
+ * file); else (a header longer than the room) one malloc'd copy that
+ * librdkafka frees (RD_KAFKA_MSG_F_FREE). -ENOENT with why when the event
+ * has no resolved schema (unknown type, or a topic other than its type's
+ * under TopicNameStrategy, whose subject was not checked at start).
+ */
+static int framed_value(struct produce *p, const struct msg_event_view *ev, const char *topic,
+			void **value, size_t *len, int *msgflags, char *why, size_t whylen)
+{
+	const struct registry_schema *s = ev->type < CATALOG_N ? p->schema[ev->type] : NULL;
+	const struct catalog_entry *ce = catalog_get(ev->type);
+	uint8_t *v;
+
+	if (!s || !ce) {
+		snprintf(why, whylen, "produce: unknown catalog type %u", ev->type);
+		return -ENOENT;
+	}
+	if (!p->record_strategy && strcmp(topic, ce->topic)) {
+		snprintf(why, whylen, "produce: topic not %.50s: its schema unchecked", ce->topic);
+		return -ENOENT;
+	}
+	if (s->header_len <= ev->room) {
+		v = (uint8_t *)ev->value.p - s->header_len;
+		memcpy(v, s->header, s->header_len);
+	} else {
+		v = malloc(s->header_len + ev->value.len);
+		if (!v) {
+			snprintf(why, whylen, "produce: out of memory");
+			return -ENOMEM;
+		}
+		memcpy(v, s->header, s->header_len);
+		memcpy(v + s->header_len, ev->value.p, ev->value.len);
+		*msgflags = RD_KAFKA_MSG_F_FREE;
+	}
+	*value = v;
+	*len = s->header_len + ev->value.len;
+	return 0;
+}
+
 /* Hand one input record to librdkafka. 0, or -EAGAIN when its queue is full. */
 static int produce_one(struct worker *w, unsigned i, const struct ring_rec *rec,
 		       const struct ring_mark *mark)
@@ -209,14 +278,32 @@ static int produce_one(struct worker *w, unsigned i, const struct ring_rec *rec,
 			return 0;
 		}
 		snprintf(topic, sizeof(topic), "%.*s", (int)ev.topic.len, (const char *)ev.topic.p);
+		void *value = (void *)ev.value.p;
+		size_t value_len = ev.value.len;
+		int msgflags = 0;
+
+		if (p->reg && ev.type) {
+			r = framed_value(p, &ev, topic, &value, &value_len, &msgflags, e->reason,
+					 sizeof(e->reason));
+			if (r < 0) { /* no schema for it: a dead letter saying why */
+				e->state = E_FAILED;
+				e->retry_at = 0;
+				log_warning("seq %" PRIu64 ": %s (becomes a dead letter)", rec->seq,
+					    e->reason);
+				return 0;
+			}
+		}
 		rd_kafka_headers_t *h = headers_of(ev.headers);
 
 		err = rd_kafka_producev(
 			p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(ev.key.p, ev.key.len),
-			RD_KAFKA_V_VALUE((void *)ev.value.p, ev.value.len), RD_KAFKA_V_HEADERS(h),
-			RD_KAFKA_V_OPAQUE(opaque_of(i, id)), RD_KAFKA_V_END);
-		if (err)
+			RD_KAFKA_V_VALUE(value, value_len), RD_KAFKA_V_MSGFLAGS(msgflags),
+			RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(opaque_of(i, id)), RD_KAFKA_V_END);
+		if (err) {
 			rd_kafka_headers_destroy(h);
+			if (msgflags & RD_KAFKA_MSG_F_FREE) /* not taken: still ours */
+				free(value);
+		}
 	} else {
 		const char *why = rec->type == MSG_REC_DEAD ? NULL : "produce: unreadable record";
 
@@ -332,15 +419,150 @@ static int all_drained(struct worker *w)
 	return p->inflight == 0;
 }
 
+/* The resolver thread: every catalog type's schema, in catalog order, first error stops. */
+static void *resolve_all(void *arg)
+{
+	struct produce *p = arg;
+	int rc = 0;
+
+	for (uint16_t t = 1; t < CATALOG_N && !rc; t++) {
+		const struct catalog_entry *ce = catalog_get(t);
+		char err[900];
+
+		rc = registry_resolve(p->reg, ce->desc->name, ce->topic, &p->schema[t], err,
+				      sizeof(err));
+		if (rc < 0)
+			snprintf(p->resolve_err, sizeof(p->resolve_err), "%s (topic %s): %s",
+				 ce->desc->name, ce->topic, err);
+	}
+	p->resolve_rc = rc;
+	__atomic_store_n(&p->resolve_done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/*
+ * The schemas of the catalog, before any ring is read. Resolution may take
+ * retry_for (an unreachable registry) plus timeouts, longer than ferryd's
+ * heartbeat timeout: it runs on a thread while this one keeps beating.
+ */
+static int registry_start(struct worker *w)
+{
+	struct produce *p = w->ctx;
+	const struct ferry_config *c = &w->cfg;
+	struct registry_config rc = {
+		.url = c->registry_url,
+		.username = c->registry_username,
+		.password = c->registry_password,
+		.ca_file = c->registry_ca_file[0] ? c->registry_ca_file : NULL,
+		.cert_file = c->registry_cert_file[0] ? c->registry_cert_file : NULL,
+		.key_file = c->registry_key_file[0] ? c->registry_key_file : NULL,
+		.tls_verify_off = !c->registry_tls_verify,
+		.auto_register = c->registry_auto_register,
+		.strategy = c->registry_strategy ? REGISTRY_RECORD_NAME : REGISTRY_TOPIC_NAME,
+		.timeout_ms = (long)c->registry_timeout_ms,
+		.retry_for_ms = c->registry_retry_for_ms ? (long)c->registry_retry_for_ms : -1,
+	};
+	char err[512];
+	pthread_t th;
+
+	if (!c->registry_url[0]) {
+		log_warning("no [registry] url: events go out as bare protobuf, without the Schema "
+			    "Registry wire format (Confluent deserializers cannot read them)");
+		return 0;
+	}
+	p->record_strategy = c->registry_strategy != 0;
+	p->reg = registry_new(&rc, catalog_fds, catalog_fds_len, err, sizeof(err));
+	if (!p->reg) {
+		log_err("schema registry: %s", err);
+		return -EINVAL;
+	}
+	if (pthread_create(&th, NULL, resolve_all, p))
+		return -EAGAIN;
+	p->reg_busy = 1;
+	while (!__atomic_load_n(&p->resolve_done, __ATOMIC_ACQUIRE)) {
+		struct timespec ts = {0, 20 * 1000000};
+
+		worker_beat(w);
+		if (worker_stop) { /* leave the thread to the exit; keep reg for it */
+			pthread_detach(th);
+			return -ECANCELED;
+		}
+		nanosleep(&ts, NULL);
+	}
+	pthread_join(th, NULL);
+	p->reg_busy = 0;
+	if (p->resolve_rc < 0) {
+		log_err("%s", p->resolve_err);
+		/* "Stale file handle" (-ESTALE: the registry's schema differs) would mislead */
+		return p->resolve_rc == -ESTALE ? -EINVAL : p->resolve_rc;
+	}
+	for (uint16_t t = 1; t < CATALOG_N; t++) {
+		const struct registry_schema *s = p->schema[t];
+
+		log_info("%s: subject %s, schema id %" PRIu32 ", version %d, header %zu bytes%s",
+			 s->message, s->subject, s->id, s->version, s->header_len,
+			 s->header_len > MSG_EVENT_ROOM ? " (longer than the room: copied)" : "");
+	}
+	return 0;
+}
+
+/* Catalog topics (and the dead-letter topic) missing in Kafka: a warning, they may be auto-created.
+ */
+static void topics_check(struct worker *w)
+{
+	struct produce *p = w->ctx;
+	const struct rd_kafka_metadata *md = NULL;
+	int timeout = (int)(w->cfg.heartbeat_timeout_ms / 2 < 5000 ? w->cfg.heartbeat_timeout_ms / 2
+								   : 5000);
+	char missing[1024] = "";
+	size_t used = 0, n = 0;
+	rd_kafka_resp_err_t err;
+
+	worker_beat(w);
+	/* All topics: asking for named ones could auto-create them. */
+	err = rd_kafka_metadata(p->rk, 1, NULL, &md, timeout);
+	worker_beat(w);
+	if (err) {
+		log_warning("cannot list Kafka's topics to check the catalog's: %s",
+			    rd_kafka_err2str(err));
+		return;
+	}
+	for (uint16_t t = 0; t <= CATALOG_N; t++) {
+		const struct catalog_entry *ce = t < CATALOG_N ? catalog_get(t) : NULL;
+		const char *name = t == CATALOG_N ? w->cfg.dead_letter_topic
+				   : ce		  ? ce->topic
+						  : NULL;
+		int found = 0;
+
+		if (!name)
+			continue;
+		for (int k = 0; k < md->topic_cnt && !found; k++)
+			found = !strcmp(md->topics[k].topic, name) && !md->topics[k].err;
+		if (found)
+			continue;
+		n++;
+		if (used < sizeof(missing))
+			used += (size_t)snprintf(missing + used, sizeof(missing) - used, "%s%s",
+						 used ? ", " : "", name);
+	}
+	rd_kafka_metadata_destroy(md);
+	if (n)
+		log_warning("%zu topic%s missing in Kafka (produced to anyway: auto-creation may "
+			    "make them): %s",
+			    n, n > 1 ? "s" : "", missing);
+}
+
 static int produce_init(struct worker *w)
 {
 	struct produce *p = calloc(1, sizeof(*p));
 	rd_kafka_conf_t *conf;
 	char err[512];
+	int r;
 
 	if (!p)
 		return -ENOMEM;
 	w->ctx = p;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (w->n_out != 1 || w->n_in == 0 || w->n_in > 127) {
 		log_err("produce needs input rings and one ack ring, has %u and %u", w->n_in,
 			w->n_out);
@@ -373,6 +595,10 @@ static int produce_init(struct worker *w)
 		log_err("librdkafka: %s", err);
 		return -EINVAL;
 	}
+	r = registry_start(w);
+	if (r < 0)
+		return r;
+	topics_check(w);
 	return 0;
 }
 
@@ -386,6 +612,9 @@ static void produce_fini(struct worker *w)
 		rd_kafka_destroy(p->rk);
 	for (unsigned i = 0; i < WORKER_RINGS_MAX; i++)
 		free(p->f[i].e);
+	if (p->reg_busy)
+		return; /* the resolver thread still holds it (stopped while starting) */
+	registry_free(p->reg);
 	free(p);
 	w->ctx = NULL;
 }
