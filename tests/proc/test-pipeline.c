@@ -1262,7 +1262,18 @@ static void test_sqs(void **state)
 			fail_msg("message %u never reached Kafka (log: %s/ferryd.log)", i, E.dir);
 		dups += counts[i] - 1;
 	}
-	assert_int_equal(queue_depth(cl, url), 0);
+	/*
+	 * Empty once the last deletes are through. moto may hand one message
+	 * to two concurrent receives (real SQS does not): that copy is a
+	 * duplicate in Kafka, deleted moments later.
+	 */
+	{
+		uint64_t end = now_ns() + 30000000000ull;
+
+		while (queue_depth(cl, url) && now_ns() < end)
+			sleep_ms(250);
+		assert_int_equal(queue_depth(cl, url), 0);
+	}
 	printf("# SQS: %u messages from moto_server into Kafka, %u duplicates, %" PRIu64
 	       " calls, queue empty\n",
 	       SQS_N, dups, load64(&shm_sources(E.seg)[0].calls));
@@ -1556,8 +1567,9 @@ static void test_visibility(void **state)
 		 "{\"QueueName\":\"slow\",\"Attributes\":{\"VisibilityTimeout\":\"3\"}}"));
 	snprintf(url, sizeof(url), "%s/123456789012/slow", m->endpoint);
 	snprintf(extra, sizeof(extra),
-		 "[sqs]\nqueue = %s\nregion = us-east-1\nendpoint = %s\nwait_time = 1s\n", url,
-		 m->endpoint);
+		 "[sqs]\nqueue = %s\nregion = us-east-1\nendpoint = %s\nwait_time = 1s\n"
+		 "receives_per_queue = 1\n", /* moto may give one message to two receives at once */
+		 url, m->endpoint);
 	conf_write_sources(extra);
 	ferryd_start(NULL, NULL);
 	/* The pipeline stands still: nothing gets past map. */

@@ -391,6 +391,17 @@ static void call_put(struct ingest *g, struct call *c)
 	g->free_calls = c;
 }
 
+/*
+ * A call that could not be started: its source releases what it built (its
+ * done() takes CURLE_ABORTED_BY_CALLBACK as "never mind"), then it is put
+ * back in the pool.
+ */
+static void call_abandon(struct ingest *g, struct call *c)
+{
+	c->src->ops->done(g, c, CURLE_ABORTED_BY_CALLBACK);
+	call_put(g, c);
+}
+
 int ingest_call_start(struct ingest *g, struct call *c)
 {
 	CURLMcode mc;
@@ -484,7 +495,7 @@ static unsigned start_receives(struct ingest *g)
 			if (!c)
 				return started;
 			if (s->ops->attrs(g, s, c) < 0 || ingest_call_start(g, c) < 0) {
-				call_put(g, c);
+				call_abandon(g, c);
 				continue;
 			}
 			s->attrs_pending = 1;
@@ -501,7 +512,7 @@ static unsigned start_receives(struct ingest *g)
 				return started;
 			c->reserved = max;
 			if (s->ops->receive(g, s, c, max) < 0 || ingest_call_start(g, c) < 0) {
-				call_put(g, c);
+				call_abandon(g, c);
 				break;
 			}
 			g->reserved += max;
@@ -549,11 +560,11 @@ static int settle_some(struct ingest *g, struct source *s, struct slotq *q, enum
 	}
 	if (s->ops->settle(g, s, c, timeout_s) < 0 || ingest_call_start(g, c) < 0) {
 		/* Not sent: back in the queue, tried again later. */
-		for (unsigned j = 0; j < n; j++) {
+		for (unsigned j = 0; j < c->n; j++) {
 			g->table[c->slots[j]].busy = 0;
 			ingest_settle_retry(g, c, j);
 		}
-		call_put(g, c);
+		call_abandon(g, c);
 		return -EIO;
 	}
 	s->settling++;
@@ -632,7 +643,7 @@ static void scan_extensions(struct ingest *g)
 			    ingest_call_start(g, c) < 0) {
 				for (unsigned j = 0; j < c->n; j++)
 					g->table[c->slots[j]].busy = 0;
-				call_put(g, c);
+				call_abandon(g, c);
 			} else {
 				s->settling++;
 			}
@@ -648,7 +659,7 @@ static void scan_extensions(struct ingest *g)
 		    ingest_call_start(g, c) < 0) {
 			for (unsigned j = 0; j < c->n; j++)
 				g->table[c->slots[j]].busy = 0;
-			call_put(g, c);
+			call_abandon(g, c);
 		} else {
 			g->src[k].settling++;
 		}

@@ -153,6 +153,8 @@ static void attrs_done(struct ingest *g, struct call *c, CURLcode code)
 	char why[256];
 	cJSON *j, *d;
 
+	if (!q)
+		return; /* never started */
 	curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &http);
 	if (q->headers)
 		OPENSSL_cleanse(q->headers->data, strlen(q->headers->data));
