@@ -37,7 +37,7 @@ target_compile_definitions(test-registry PRIVATE REGISTRY_TEST_DESC="${rt_gen}/t
 add_dependencies(test-registry ferry_registry_test_desc)
 
 ferry_test(test-registry-decode ${CMAKE_CURRENT_SOURCE_DIR}/proc/test-registry.c ferry_registry
-           ferry_registry_test_proto PkgConfig::CJSON)
+           ferry_registry_test_proto ferry_test_port PkgConfig::CJSON)
 target_compile_definitions(test-registry-decode PRIVATE
   REGISTRY_TEST_DESC="${rt_gen}/test.desc" REGISTRY_TEST_CHANGED_DESC="${rt_gen}/test-changed.desc"
   NODE_PATH="${FERRY_NODE}" FIXTURE_JS="${rt_src}/fixture.js" DECODE_JS="${rt_src}/decode.js")

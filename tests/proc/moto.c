@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "tests/proc/moto.h"
+#include "tests/proc/port.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -19,20 +20,6 @@
 #include <unistd.h>
 
 #include <cmocka.h>
-
-static int free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port;
-
-	assert_true(fd >= 0);
-	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-	port = ntohs(a.sin_port);
-	close(fd);
-	return port;
-}
 
 static int can_connect(int port)
 {
@@ -55,7 +42,7 @@ struct moto *moto_start(void **state, const char *no_auth_count)
 	int status;
 
 	assert_non_null(m);
-	m->port = free_port();
+	m->port = test_free_port();
 	snprintf(port, sizeof(port), "%d", m->port);
 	snprintf(m->endpoint, sizeof(m->endpoint), "http://127.0.0.1:%d", m->port);
 	m->pid = fork();

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include "tests/proc/port.h"
 #include "tests/proc/pubsub-emu.h"
 
 #include <arpa/inet.h>
@@ -23,20 +24,6 @@
 
 #define START_TIMEOUT_S 90
 #define STOP_TIMEOUT_S	10
-
-static int free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port;
-
-	assert_true(fd >= 0);
-	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-	port = ntohs(a.sin_port);
-	close(fd);
-	return port;
-}
 
 static double mono_s(void)
 {
@@ -81,7 +68,7 @@ struct pubsub_emu *pubsub_emu_start(void **state, const char *project)
 	snprintf(e->project, sizeof(e->project), "%s", project);
 	snprintf(e->data_dir, sizeof(e->data_dir), "/tmp/pubsub-emu.XXXXXX");
 	assert_non_null(mkdtemp(e->data_dir));
-	e->port = free_port();
+	e->port = test_free_port();
 	snprintf(e->host_port, sizeof(e->host_port), "127.0.0.1:%d", e->port);
 	snprintf(e->base, sizeof(e->base), "http://127.0.0.1:%d", e->port);
 	snprintf(hp, sizeof(hp), "--host-port=%s", e->host_port);

@@ -28,6 +28,7 @@
 #include <curl/curl.h>
 
 #include "common/registry.h"
+#include "tests/proc/port.h"
 #include "test/chat/v1/message.pb-c.h"
 
 struct fixture {
@@ -494,20 +495,6 @@ static void test_auto_register_off(void **state)
 	fixture_stop(f);
 }
 
-static int closed_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port;
-
-	assert_true(fd >= 0);
-	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-	port = ntohs(a.sin_port);
-	close(fd);
-	return port;
-}
-
 /* Outages at start: retried with backoff, then a clear error; a short outage is ridden out. */
 static void test_outage(void **state)
 {
@@ -523,7 +510,7 @@ static void test_outage(void **state)
 	int rc;
 
 	(void)state;
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d", closed_port());
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d", test_free_port());
 	cfg.url = url;
 	assert_int_equal(registry_read_file(REGISTRY_TEST_DESC, &buf, &len, err, sizeof(err)), 0);
 	r = registry_new(&cfg, buf, len, err, sizeof(err));
