@@ -7,7 +7,7 @@
  * Layout (all offsets from the start, nothing is a pointer):
  *
  *   struct shm_header                      320 B, magic + layout version first
- *   struct shm_worker[n_workers]           256 B each: one control block per stage
+ *   struct shm_worker[n_workers]           448 B each: one control block per stage
  *   struct ring_shared[n_rings]            384 B each: the ring table
  *   struct shm_tenant[n_workers][64]       64 B each: per worker, counts per tenant
  *   struct shm_source[n_sources]           256 B each: ingest's sources and their health
@@ -27,7 +27,7 @@
 #include "shm/ring.h"
 
 #define SHM_MAGIC	    0x4745535952524546ull /* "FERRYSEG" little-endian */
-#define SHM_LAYOUT_VERSION  3u
+#define SHM_LAYOUT_VERSION  4u
 #define SHM_INSTANCE_MAX    64 /* including the NUL */
 #define SHM_WORKER_NAME_MAX 32
 #define SHM_WORKERS_MAX	    256
@@ -108,6 +108,30 @@ enum shm_istate {
 	SHM_ISTATE_DRAINING, /* SIGTERM: stop pulling, drain the rings, exit */
 };
 
+/*
+ * A latency histogram, cumulative since the segment was made (it survives
+ * the restart of the stage that writes it). produce fills it with each
+ * source message's delivery latency: from its receipt by ingest (the
+ * source view's received_ns, CLOCK_REALTIME) to Kafka confirming the last
+ * event made from it. Bucket i counts observations <= shm_latency_bounds_us[i]
+ * (not cumulative); the last bucket counts everything above the last bound.
+ */
+#define SHM_LATENCY_BUCKETS 20 /* 19 bounds + overflow */
+
+static const uint32_t shm_latency_bounds_us[SHM_LATENCY_BUCKETS - 1] = {
+	250,	500,	 1000,	  2000,	   5000,     10000,	25000,	   50000,     100000,  250000,
+	500000, 1000000, 2500000, 5000000, 10000000, 30000000, 60000000, 120000000, 300000000,
+};
+
+struct shm_latency {
+	uint64_t bucket[SHM_LATENCY_BUCKETS];
+	uint64_t count;
+	uint64_t sum_us;
+	uint64_t pad[2];
+};
+
+_Static_assert(sizeof(struct shm_latency) == 3 * FERRY_CACHE_LINE, "latency is 3 lines");
+
 /* One control block per stage process. */
 struct shm_worker {
 	/* line 0: identity, written at creation */
@@ -127,7 +151,8 @@ struct shm_worker {
 	uint64_t strike_seq; /* seq the last deaths happened on */
 	uint32_t strikes;
 	uint32_t pad1;
-	uint64_t reserved1[2];
+	uint64_t cpu_ns;    /* user + system CPU of the current process, sampled by ferryd */
+	uint64_t rss_bytes; /* its resident set, sampled by ferryd */
 	/* line 2: worker-owned */
 	uint64_t heartbeat_ns;
 	uint64_t current_seq; /* seq in progress, 0: none */
@@ -140,9 +165,11 @@ struct shm_worker {
 	uint64_t redelivered; /* records read again after a death (possible duplicates) */
 	/* line 3: the wake word the worker sleeps on, for all its rings */
 	struct shm_wake wake;
+	/* lines 4-6: worker-owned, see struct shm_latency */
+	struct shm_latency latency;
 };
 
-_Static_assert(sizeof(struct shm_worker) == 4 * FERRY_CACHE_LINE, "worker is 4 lines");
+_Static_assert(sizeof(struct shm_worker) == 7 * FERRY_CACHE_LINE, "worker is 7 lines");
 _Static_assert(offsetof(struct shm_worker, pid) == 1 * FERRY_CACHE_LINE, "supervisor line");
 _Static_assert(offsetof(struct shm_worker, heartbeat_ns) == 2 * FERRY_CACHE_LINE, "worker line");
 _Static_assert(offsetof(struct shm_worker, wake) == 3 * FERRY_CACHE_LINE, "wake line");
