@@ -291,7 +291,7 @@ static void test_refuse_corrupt(void **state)
 {
 	(void)state;
 	refused(bad_magic, -EPROTO, "bad magic");
-	refused(bad_version, -EPROTO, "layout version 99, this build speaks 3");
+	refused(bad_version, -EPROTO, "layout version 99, this build speaks 4");
 	refused(bad_worker_size, -EPROTO, "structure sizes");
 	refused(bad_size, -EBADMSG, "header says");
 	refused(bad_table, -EBADMSG, "out of bounds");
