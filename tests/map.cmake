@@ -16,10 +16,12 @@ get_property(mapper_srcs GLOBAL PROPERTY FERRY_MAPPERS_SRCS)
 set(fuzz_bin ${CMAKE_BINARY_DIR}/bin/fuzz-map)
 set(fuzz_src ${CMAKE_CURRENT_LIST_DIR}/fuzz/fuzz-map.c)
 if(CMAKE_C_COMPILER_ID MATCHES "Clang" AND NOT FERRY_SANITIZE)
-  add_executable(fuzz-map ${fuzz_src})
-  target_compile_options(fuzz-map PRIVATE -fsanitize=fuzzer,address)
-  target_link_options(fuzz-map PRIVATE -fsanitize=fuzzer,address)
-  target_link_libraries(fuzz-map PRIVATE ferry_mappers)
+  # The mappers compiled into it, instrumented: linking ferry_mappers would leave them blind.
+  add_executable(fuzz-map ${fuzz_src} ${mapper_srcs})
+  target_compile_options(fuzz-map PRIVATE -fsanitize=fuzzer,address,undefined
+                         -fno-sanitize-recover=undefined)
+  target_link_options(fuzz-map PRIVATE -fsanitize=fuzzer,address,undefined)
+  target_link_libraries(fuzz-map PRIVATE ferry_proto)
   set(fuzz_bin $<TARGET_FILE:fuzz-map>)
 elseif(FERRY_CLANG)
   add_custom_command(
