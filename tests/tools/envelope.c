@@ -8,7 +8,8 @@
  *       the envelope of stdin on stdout
  *   ferry-envelope replay KEYRING COUNT TENANTS > replay.jsonl
  *       a replay file of COUNT legacy events for TENANTS tenants (t00, t01, ...), each
- *       sealed with its tenant's key version 1 (made when missing)
+ *       sealed with its tenant's key version 1 (made when missing); TENANTS may also be a
+ *       comma-separated list of tenant names (acme,globex)
  *   ferry-envelope sns ENDPOINT REGION TOPIC_ARN KEYRING COUNT TENANTS
  *       publish the same COUNT events to an SNS topic (PublishBatch, 10 a request, 8
  *       requests in flight), tenant and type as message attributes; ENDPOINT "-" is AWS's
@@ -17,8 +18,18 @@
  *       publish them to a Pub/Sub topic through the REST API (1000 a request), without
  *       authentication: for the emulator (BASE_URL e.g. http://127.0.0.1:8085)
  *
+ * Options before the command, for replay, sns and pubsub:
+ *   --first N      number the events from N (ids, contents, types) instead of 0, so that
+ *                  several runs make distinct events
+ *   --broken KIND  make every event broken in one way, as a faulty producer would:
+ *                  tampered      a sealed event with one ciphertext byte changed (tag check fails)
+ *                  not-envelope  a body that is not a legacy envelope (not JSON)
+ *                  unknown-type  a sealed legacy event of a type nobody maps (ROOMARCHIVED)
+ *                  bad-json      a sealed legacy event cut in half (not JSON once decrypted)
+ *
  * Exit codes: 0 ok, 100 usage, 111 system error.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,9 +55,16 @@ static int usage(void)
 	fprintf(stderr,
 		"usage: ferry-envelope keygen KEYRING TENANT VERSION\n"
 		"       ferry-envelope seal KEYRING TENANT VERSION [AAD] < plaintext\n"
-		"       ferry-envelope replay KEYRING COUNT TENANTS > replay.jsonl\n"
-		"       ferry-envelope sns ENDPOINT|- REGION TOPIC_ARN KEYRING COUNT TENANTS\n"
-		"       ferry-envelope pubsub BASE_URL PROJECT TOPIC KEYRING COUNT TENANTS\n");
+		"       ferry-envelope [OPTIONS] replay KEYRING COUNT TENANTS > replay.jsonl\n"
+		"       ferry-envelope [OPTIONS] sns ENDPOINT|- REGION TOPIC_ARN KEYRING COUNT "
+		"TENANTS\n"
+		"       ferry-envelope [OPTIONS] pubsub BASE_URL PROJECT TOPIC KEYRING COUNT "
+		"TENANTS\n"
+		"\n"
+		"TENANTS: a number (tenants t00, t01, ...) or names separated by commas.\n"
+		"OPTIONS: --first N (number events from N), --broken KIND (tampered, "
+		"not-envelope,\n"
+		"         unknown-type, bad-json: every event broken that way).\n");
 	return EXIT_USAGE;
 }
 
@@ -129,48 +147,153 @@ struct event {
 	char *env; /* the envelope (malloc'd) */
 };
 
-/*
- * Event i of a run over tenants tenants: a legacy event of the chat
- * platform's datafeed (tests/tools/legacy.h), sealed with its tenant's key
- * 1 (made when missing). All ROOMDEACTIVATED (one catalog event each, what
- * the tests count), or every legacy type in turn when
- * FERRY_ENVELOPE_TYPES=all (the demo).
- */
-static int event_make(const char *ring, unsigned i, unsigned tenants, struct event *ev)
+#define GEN_MAX_TENANTS 1024
+
+/* How a faulty producer breaks its events (--broken). */
+enum broken {
+	BROKEN_NONE,
+	BROKEN_TAMPERED,
+	BROKEN_NOT_ENVELOPE,
+	BROKEN_UNKNOWN_TYPE,
+	BROKEN_BAD_JSON,
+};
+
+static const char *const broken_names[] = {
+	[BROKEN_TAMPERED] = "tampered",
+	[BROKEN_NOT_ENVELOPE] = "not-envelope",
+	[BROKEN_UNKNOWN_TYPE] = "unknown-type",
+	[BROKEN_BAD_JSON] = "bad-json",
+};
+
+#define UNKNOWN_TYPE "ROOMARCHIVED"
+
+/* The events of a run: the key ring, the tenants, the options. */
+struct gen {
+	const char *ring;
+	char tenant[GEN_MAX_TENANTS][16];
+	unsigned n_tenants;
+	unsigned first;
+	enum broken broken;
+	int all_types;
+};
+
+/* TENANTS: a count (t00, t01, ...) or a comma-separated list of names. 0 or -1 (usage). */
+static int gen_tenants(struct gen *g, const char *arg)
 {
-	const char *all = getenv("FERRY_ENVELOPE_TYPES");
-	unsigned k = all && !strcmp(all, "all") ? i : i * LEGACY_NTYPES + 4;
+	const char *p = arg;
+
+	if (*arg && strspn(arg, "0123456789") == strlen(arg)) {
+		unsigned long n = strtoul(arg, NULL, 10);
+
+		if (!n || n > GEN_MAX_TENANTS)
+			return -1;
+		for (g->n_tenants = 0; g->n_tenants < n; g->n_tenants++)
+			snprintf(g->tenant[g->n_tenants], sizeof(g->tenant[0]), "t%02u",
+				 g->n_tenants);
+		return 0;
+	}
+	for (g->n_tenants = 0; *p && g->n_tenants < GEN_MAX_TENANTS; g->n_tenants++) {
+		size_t len = strcspn(p, ",");
+
+		if (!len || len >= sizeof(g->tenant[0]))
+			return -1;
+		for (size_t k = 0; k < len; k++)
+			if (!isalnum((unsigned char)p[k]) && !strchr("_.-", p[k]))
+				return -1;
+		memcpy(g->tenant[g->n_tenants], p, len);
+		g->tenant[g->n_tenants][len] = 0;
+		p += len;
+		if (*p == ',' && !*++p)
+			return -1;
+	}
+	return *p || !g->n_tenants ? -1 : 0;
+}
+
+/* The legacy event of type UNKNOWN_TYPE made of a valid one (its "type" replaced). */
+static int retype(char *plain, int len, size_t cap, const char *type)
+{
+	char field[64], *at, *rest;
+	size_t flen, tlen = strlen(type), nlen = strlen(UNKNOWN_TYPE);
+
+	snprintf(field, sizeof(field), "\"type\":\"%s\"", type);
+	flen = strlen(field);
+	at = strstr(plain, field);
+	if (!at || (size_t)len - tlen + nlen + 1 > cap)
+		return -1;
+	rest = at + flen - 1; /* the closing quote */
+	memmove(at + 8 + nlen, rest, (size_t)(plain + len - rest) + 1);
+	memcpy(at + 8, UNKNOWN_TYPE, nlen);
+	return (int)((size_t)len - tlen + nlen);
+}
+
+/* One ciphertext character changed: the tag check must fail. 0 or -1. */
+static int tamper(char *env)
+{
+	char *ct = strstr(env, "\"ct\":\"");
+
+	if (!ct || strlen(ct) < 12)
+		return -1;
+	ct += 8; /* past the key and a few characters, away from any padding */
+	*ct = *ct == 'A' ? 'B' : 'A';
+	return 0;
+}
+
+/*
+ * Event i of a run: a legacy event of the chat platform's datafeed
+ * (tests/tools/legacy.h), sealed with its tenant's key 1 (made when
+ * missing). All ROOMDEACTIVATED (one catalog event each, what the tests
+ * count), or every legacy type in turn when FERRY_ENVELOPE_TYPES=all (the
+ * demo); broken as --broken says.
+ */
+static int event_make(const struct gen *g, unsigned i, struct event *ev)
+{
 	unsigned char key[ENVELOPE_KEY_LEN + 2];
 	char plain[LEGACY_EVENT_MAX];
+	unsigned k;
 	int r, len;
 
+	i += g->first;
+	k = g->all_types ? i : i * LEGACY_NTYPES + 4;
 	memset(ev, 0, sizeof(*ev));
 	snprintf(ev->id, sizeof(ev->id), "m-%07u", i);
-	snprintf(ev->tenant, sizeof(ev->tenant), "t%02u", i % tenants);
+	snprintf(ev->tenant, sizeof(ev->tenant), "%s", g->tenant[i % g->n_tenants]);
 	ev->type = legacy_event_type(k);
+	if (g->broken == BROKEN_NOT_ENVELOPE) {
+		ev->env = strdup("this is not a legacy envelope");
+		return ev->env ? 0 : -1;
+	}
 	len = legacy_event(k, ev->tenant, plain, sizeof(plain));
-	r = len < 0 || key_get(ring, ev->tenant, 1, 1, key) < 0 ||
+	if (len >= 0 && g->broken == BROKEN_UNKNOWN_TYPE) {
+		len = retype(plain, len, sizeof(plain), ev->type);
+		ev->type = UNKNOWN_TYPE;
+	} else if (len >= 0 && g->broken == BROKEN_BAD_JSON) {
+		len /= 2;
+	}
+	r = len < 0 || key_get(g->ring, ev->tenant, 1, 1, key) < 0 ||
 			    envelope_seal(ev->tenant, 1, key, plain, (size_t)len, NULL, 0,
 					  &ev->env) < 0
 		    ? -1
 		    : 0;
+	if (!r && g->broken == BROKEN_TAMPERED)
+		r = tamper(ev->env);
 	OPENSSL_cleanse(key, sizeof(key));
 	OPENSSL_cleanse(plain, sizeof(plain));
 	return r;
 }
 
-static int cmd_replay(char **argv)
+static int cmd_replay(struct gen *g, char **argv)
 {
-	unsigned count = (unsigned)atoi(argv[3]), tenants = (unsigned)atoi(argv[4]);
+	unsigned count = (unsigned)atoi(argv[3]);
 
-	if (!tenants)
+	g->ring = argv[2];
+	if (gen_tenants(g, argv[4]) < 0)
 		return usage();
 	for (unsigned i = 0; i < count; i++) {
 		cJSON *j = cJSON_CreateObject(), *a;
 		struct event ev;
 		char *line;
 
-		if (!j || event_make(argv[2], i, tenants, &ev) < 0)
+		if (!j || event_make(g, i, &ev) < 0)
 			return EXIT_SYSTEM;
 		cJSON_AddStringToObject(j, "id", ev.id);
 		a = cJSON_AddObjectToObject(j, "attributes");
@@ -200,8 +323,7 @@ static double now_s(void)
 #define SNS_INFLIGHT 8
 
 /* The form of one PublishBatch of events [first, first + n). NULL on failure. */
-static char *sns_batch_form(const char *topic_enc, const char *ring, unsigned first, unsigned n,
-			    unsigned tenants)
+static char *sns_batch_form(const char *topic_enc, const struct gen *g, unsigned first, unsigned n)
 {
 	char *form = NULL;
 	size_t len = 0;
@@ -215,7 +337,7 @@ static char *sns_batch_form(const char *topic_enc, const char *ring, unsigned fi
 		struct event ev;
 		char *msg;
 
-		if (event_make(ring, first + k, tenants, &ev) < 0)
+		if (event_make(g, first + k, &ev) < 0)
 			ok = 0;
 		msg = ok ? aws_form_encode(ev.env) : NULL;
 		if (!msg) {
@@ -280,11 +402,10 @@ static int sns_batch_check(const char *xml, unsigned want)
 	return (int)ok;
 }
 
-static int cmd_sns(char **argv)
+static int cmd_sns(struct gen *g, char **argv)
 {
 	const char *endpoint = strcmp(argv[2], "-") ? argv[2] : NULL, *region = argv[3];
-	const char *ring = argv[5];
-	unsigned count = (unsigned)atoi(argv[6]), tenants = (unsigned)atoi(argv[7]);
+	unsigned count = (unsigned)atoi(argv[6]);
 	struct aws_creds_provider *prov = NULL;
 	struct aws_client *cl = NULL;
 	struct aws_request *rq[SNS_INFLIGHT] = {0};
@@ -296,7 +417,8 @@ static int cmd_sns(char **argv)
 	int running = 0, ret = EXIT_SYSTEM, failed = 0;
 	double t0 = now_s();
 
-	if (!tenants)
+	g->ring = argv[5];
+	if (gen_tenants(g, argv[7]) < 0)
 		return usage();
 	prov = aws_creds_provider_new(NULL, region);
 	cl = prov ? aws_client_new_provider(region, endpoint, prov) : NULL;
@@ -320,7 +442,7 @@ static int cmd_sns(char **argv)
 
 			if (rq[k])
 				continue;
-			form = sns_batch_form(topic, ring, next, n, tenants);
+			form = sns_batch_form(topic, g, next, n);
 			if (!form) {
 				fprintf(stderr, "ferry-envelope: sns: cannot make events\n");
 				failed = 1;
@@ -400,8 +522,7 @@ static size_t on_pubsub_body(char *data, size_t size, size_t nmemb, void *userda
 }
 
 /* One publish request of events [first, first + n); returns how many ids came back, or -1. */
-static int pubsub_batch(CURL *e, const char *url, const char *ring, unsigned first, unsigned n,
-			unsigned tenants)
+static int pubsub_batch(CURL *e, const char *url, const struct gen *g, unsigned first, unsigned n)
 {
 	cJSON *root = cJSON_CreateObject(), *msgs = cJSON_AddArrayToObject(root, "messages");
 	char *req = NULL, *resp = NULL, cerr[CURL_ERROR_SIZE] = "";
@@ -420,8 +541,7 @@ static int pubsub_batch(CURL *e, const char *url, const char *ring, unsigned fir
 		char *b64;
 		size_t len;
 
-		if (!m || !cJSON_AddItemToArray(msgs, m) ||
-		    event_make(ring, first + k, tenants, &ev))
+		if (!m || !cJSON_AddItemToArray(msgs, m) || event_make(g, first + k, &ev))
 			goto done;
 		len = strlen(ev.env);
 		b64 = malloc(4 * ((len + 2) / 3) + 1);
@@ -476,17 +596,19 @@ done:
 	return ret;
 }
 
-static int cmd_pubsub(char **argv)
+static int cmd_pubsub(struct gen *g, char **argv)
 {
-	const char *base = argv[2], *ring = argv[5];
-	unsigned count = (unsigned)atoi(argv[6]), tenants = (unsigned)atoi(argv[7]);
+	const char *base = argv[2];
+	unsigned count = (unsigned)atoi(argv[6]);
 	size_t blen = strlen(base);
 	unsigned published = 0;
 	char url[2048];
 	double t0 = now_s();
 	CURL *e;
 
-	if (!tenants || (strncmp(base, "http://", 7) && strncmp(base, "https://", 8)))
+	g->ring = argv[5];
+	if (gen_tenants(g, argv[7]) < 0 ||
+	    (strncmp(base, "http://", 7) && strncmp(base, "https://", 8)))
 		return usage();
 	while (blen && base[blen - 1] == '/')
 		blen--;
@@ -498,7 +620,7 @@ static int cmd_pubsub(char **argv)
 		return EXIT_SYSTEM;
 	while (published < count) {
 		unsigned n = count - published < PUBSUB_BATCH ? count - published : PUBSUB_BATCH;
-		int r = pubsub_batch(e, url, ring, published, n, tenants);
+		int r = pubsub_batch(e, url, g, published, n);
 
 		if (r != (int)n) {
 			if (r >= 0)
@@ -514,10 +636,52 @@ static int cmd_pubsub(char **argv)
 	return published == count ? 0 : EXIT_SYSTEM;
 }
 
+/* The options before the command; returns how many arguments they took, or -1. */
+static int gen_options(struct gen *g, int argc, char **argv)
+{
+	const char *types = getenv("FERRY_ENVELOPE_TYPES");
+	int i = 1;
+
+	g->all_types = types && !strcmp(types, "all");
+	for (; i + 1 < argc && !strncmp(argv[i], "--", 2); i += 2) {
+		char *end;
+
+		if (!strcmp(argv[i], "--first")) {
+			errno = 0;
+			g->first = (unsigned)strtoul(argv[i + 1], &end, 10);
+			if (errno || *end || !isdigit((unsigned char)*argv[i + 1]))
+				return -1;
+		} else if (!strcmp(argv[i], "--broken")) {
+			g->broken = BROKEN_NONE;
+			for (size_t k = 1; k < sizeof(broken_names) / sizeof(*broken_names); k++)
+				if (!strcmp(argv[i + 1], broken_names[k]))
+					g->broken = (enum broken)k;
+			if (g->broken == BROKEN_NONE)
+				return -1;
+		} else {
+			return -1;
+		}
+	}
+	return i - 1;
+}
+
 int main(int argc, char **argv)
 {
 	unsigned char key[ENVELOPE_KEY_LEN + 2];
+	struct gen g = {0};
+	int opts = gen_options(&g, argc, argv);
 
+	if (opts < 0)
+		return usage();
+	if (opts) {
+		/* Options only go with the commands that make events. */
+		argv[opts] = argv[0];
+		argv += opts;
+		argc -= opts;
+		if (argc < 2 || (strcmp(argv[1], "replay") && strcmp(argv[1], "sns") &&
+				 strcmp(argv[1], "pubsub")))
+			return usage();
+	}
 	if (argc == 5 && !strcmp(argv[1], "keygen")) {
 		int r = key_get(argv[2], argv[3], (unsigned)atoi(argv[4]), 1, key);
 
@@ -527,12 +691,12 @@ int main(int argc, char **argv)
 	if ((argc == 5 || argc == 6) && !strcmp(argv[1], "seal"))
 		return cmd_seal(argc, argv);
 	if (argc == 5 && !strcmp(argv[1], "replay"))
-		return cmd_replay(argv);
+		return cmd_replay(&g, argv);
 	if (argc == 8 && !strcmp(argv[1], "sns")) {
 		int r;
 
 		curl_global_init(CURL_GLOBAL_DEFAULT);
-		r = cmd_sns(argv);
+		r = cmd_sns(&g, argv);
 		curl_global_cleanup();
 		return r;
 	}
@@ -540,7 +704,7 @@ int main(int argc, char **argv)
 		int r;
 
 		curl_global_init(CURL_GLOBAL_DEFAULT);
-		r = cmd_pubsub(argv);
+		r = cmd_pubsub(&g, argv);
 		curl_global_cleanup();
 		return r;
 	}
