@@ -219,7 +219,8 @@ static int parse_fast(const char *p, size_t len, struct envelope *e)
 		envelope_free(e);
 		return r;
 	}
-	memcpy(e->tenant, tenant.p, tenant.len);
+	if (tenant.len) /* no "tenant": tenant.p is NULL, and memcpy() from NULL is undefined */
+		memcpy(e->tenant, tenant.p, tenant.len);
 	e->tenant[tenant.len] = 0;
 	e->key_version = (uint32_t)key;
 	return 0;
@@ -239,6 +240,20 @@ int envelope_parse(const void *body, size_t len, struct envelope *e, char *why, 
 		return r;
 	memset(e, 0, sizeof(*e));
 	r = -EBADMSG;
+	/*
+	 * cJSON takes every byte below ' ' for white space (NUL included) and
+	 * accepts control bytes inside strings: JSON allows neither, and the
+	 * fast path refuses both, so "\0{...}" must not pass here either.
+	 */
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = ((const unsigned char *)body)[i];
+
+		if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
+			snprintf(why, whylen,
+				 "body is not a JSON object (control byte 0x%02x at %zu)", c, i);
+			return r;
+		}
+	}
 	{
 		const char *end = NULL;
 
