@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <ini.h>
 #include <librdkafka/rdkafka.h>
@@ -34,10 +36,12 @@ enum config_key {
 	KEY_RESTART_DELAY_MAX,
 	KEY_CONTROL_SOCKET,
 	KEY_STAGE_DIR,
+	KEY_METRICS_LISTEN,
 	KEY_REPLAY_FILE,
 	KEY_REPLAY_RATE,
 	KEY_MAX_INFLIGHT,
 	KEY_HANDBACK_DELAY,
+	KEY_DLQ_SPOOL,
 	KEY_SQS_QUEUE,
 	KEY_SQS_QUEUES_FILE,
 	KEY_SQS_REGION,
@@ -87,6 +91,7 @@ enum config_kind {
 	KIND_BOOL,     /* unsigned 0/1 from false/true */
 	KIND_URL,      /* char[], "" or http(s)://host... without spaces */
 	KIND_STRATEGY, /* unsigned: topic = 0, record = 1 */
+	KIND_LISTEN,   /* char[], "" or HOST:PORT (HOST a name, IPv4, or [IPv6]) */
 };
 
 struct config_key_def {
@@ -135,6 +140,9 @@ static const struct config_key_def config_keys[KEY_COUNT] = {
 				"want a path shorter than 108 bytes"},
 	[KEY_STAGE_DIR] = {"ferry", "stage_dir", KIND_PATH, FIELD(stage_dir), 0, 0,
 			   "want a path shorter than PATH_MAX"},
+	[KEY_METRICS_LISTEN] = {"ferry", "metrics_listen", KIND_LISTEN, FIELD(metrics_listen), 0, 0,
+				"want HOST:PORT such as 127.0.0.1:9464 or [::1]:9464, port 1 to "
+				"65535 (empty: no metrics endpoint)"},
 	[KEY_REPLAY_FILE] = {"replay", "file", KIND_PATH, FIELD(replay_file), 0, 0,
 			     "want a path shorter than PATH_MAX"},
 	[KEY_REPLAY_RATE] = {"replay", "rate", KIND_UINT, FIELD(replay_rate), 0, 10000000,
@@ -144,6 +152,8 @@ static const struct config_key_def config_keys[KEY_COUNT] = {
 	[KEY_HANDBACK_DELAY] = {"ingest", "handback_delay", KIND_DURATION, FIELD(handback_delay_ms),
 				0, 12 * 3600 * 1000,
 				"want a duration from 0 to 12h " DURATION_FORMS},
+	[KEY_DLQ_SPOOL] = {"ingest", "dlq_spool", KIND_PATH, FIELD(dlq_spool), 0, 0,
+			   "want a directory path shorter than PATH_MAX, or none"},
 	[KEY_SQS_QUEUE] = {"sqs", "queue", KIND_QUEUE, FIELD(sqs_queues), 0, 0, QUEUE_WANT},
 	[KEY_SQS_QUEUES_FILE] = {"sqs", "queues_file", KIND_PATH, FIELD(sqs_queues_file), 0, 0,
 				 "want a path shorter than PATH_MAX"},
@@ -281,6 +291,35 @@ static const char *config_parse_digits(const char *s, uint64_t *ret)
 	}
 	*ret = v;
 	return s;
+}
+
+/* "" or HOST:PORT: a host name or IPv4 address, or [IPv6]; port 1..65535. */
+static bool config_listen_ok(const char *s)
+{
+	const char *colon = strrchr(s, ':'), *end;
+	uint64_t port;
+	size_t hl;
+
+	if (!*s)
+		return true;
+	if (!colon || colon == s)
+		return false;
+	end = config_parse_digits(colon + 1, &port);
+	if (!end || *end || port < 1 || port > 65535)
+		return false;
+	hl = (size_t)(colon - s);
+	if (s[0] == '[') {
+		if (hl < 3 || s[hl - 1] != ']')
+			return false;
+		for (size_t i = 1; i < hl - 1; i++)
+			if (!isxdigit((unsigned char)s[i]) && s[i] != ':' && s[i] != '.')
+				return false;
+		return true;
+	}
+	for (size_t i = 0; i < hl; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '.' && s[i] != '-')
+			return false;
+	return true;
 }
 
 int config_parse_size(const char *s, uint64_t *ret)
@@ -432,6 +471,15 @@ static int config_list_add(struct config_list *l, const char *s)
 	return 0;
 }
 
+/* s is in the list already: the same queue or subscription would be pulled twice. */
+static bool config_list_has(const struct config_list *l, const char *s)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (!strcmp(l->v[i], s))
+			return true;
+	return false;
+}
+
 /* An SQS queue URL: http(s)://host/ACCOUNT/NAME, nothing after the name. */
 static bool config_queue_ok(const char *s)
 {
@@ -551,6 +599,8 @@ static char *config_reader(char *str, int num, void *stream)
 
 	if (p->error)
 		return NULL;
+	/* Non-NUL filler: the last NUL after fgets() is its terminator, an earlier one was read. */
+	memset(str, 1, (size_t)num);
 	errno = 0;
 	if (!fgets(str, num, p->fp)) {
 		if (ferror(p->fp)) {
@@ -562,6 +612,11 @@ static char *config_reader(char *str, int num, void *stream)
 	}
 	p->line++;
 	len = strlen(str);
+	if ((char *)memrchr(str, 0, (size_t)num) != str + len) {
+		/* inih and the checks below would see the line end there, and count lines wrong */
+		config_fail(p, -EINVAL, p->line, "a NUL byte in the line (not a text file?)");
+		return NULL;
+	}
 	if (len && str[len - 1] != '\n') {
 		/* Full buffer: fine if the line ends right here, else inih would split it. */
 		c = getc(p->fp);
@@ -595,6 +650,9 @@ static void config_fail_unknown_key(struct config_parse *p, const char *section,
 					 used ? ", " : "", config_keys[i].name);
 	}
 	value = config_shown(section, name, value);
+	/* Any unknown [registry] key may be a mistyped password ("pasword"): never shown. */
+	if (!strcmp(section, "registry"))
+		value = "(not shown)";
 	if (used)
 		config_fail(p, -EINVAL, p->line, "[%s] %s: unknown key (known: %s), got '%s'",
 			    section, name, known, value);
@@ -658,6 +716,11 @@ static void config_set(struct config_parse *p, enum config_key id, const char *v
 	case KIND_QUEUE:
 	case KIND_SUB:
 		ok = k->kind == KIND_QUEUE ? config_queue_ok(value) : config_sub_ok(value);
+		if (ok && config_list_has(field, value)) {
+			config_fail(p, -EINVAL, p->line, "[%s] %s: listed twice, got '%s'",
+				    k->section, k->name, value);
+			return;
+		}
 		if (ok && config_list_add(field, value) < 0) {
 			config_fail(p, -ENOMEM, p->line, "[%s] %s: out of memory, or more than %d",
 				    k->section, k->name, CONFIG_LIST_MAX);
@@ -700,6 +763,11 @@ static void config_set(struct config_parse *p, enum config_key id, const char *v
 			*(unsigned *)field = 1;
 		else
 			ok = false;
+		break;
+	case KIND_LISTEN:
+		ok = strlen(value) < k->size && config_listen_ok(value);
+		if (ok)
+			strcpy(field, value);
 		break;
 	case KIND_URL:
 		ok = strlen(value) < k->size && strcspn(value, " \t\"") == strlen(value) &&
@@ -796,10 +864,21 @@ static void config_list_file(struct config_parse *p, enum config_key file_key,
 			config_fail(p, -EINVAL, p->key_line[file_key],
 				    "[%s] %s: %s:%u: %s, got '%.200s'", fk->section, fk->name, path,
 				    n, ik->want, s);
+		else if (config_list_has(l, s))
+			config_fail(p, -EINVAL, p->key_line[file_key],
+				    "[%s] %s: %s:%u: listed twice, got '%.200s'", fk->section,
+				    fk->name, path, n, s);
 		else if (config_list_add(l, s) < 0)
 			config_fail(p, -ENOMEM, p->key_line[file_key],
 				    "[%s] %s: %s:%u: out of memory, or more than %d entries",
 				    fk->section, fk->name, path, n, CONFIG_LIST_MAX);
+	}
+	/* getline() fails the same way at the end and on a directory or an I/O error. */
+	if (!p->error && ferror(f)) {
+		int e = errno ? errno : EIO;
+
+		config_fail(p, -e, p->key_line[file_key], "[%s] %s: cannot read '%s': %s",
+			    fk->section, fk->name, path, strerror(e));
 	}
 	free(line);
 	fclose(f);
@@ -836,6 +915,8 @@ static void config_finish(struct config_parse *p)
 			"[replay] file: a replay file is for demos and benchmarks and cannot be "
 			"combined with [sqs] or [pubsub] sources, got '%s'",
 			cfg->replay_file);
+	cfg->replay_file_line = p->key_line[KEY_REPLAY_FILE];
+	cfg->control_socket_line = p->key_line[KEY_CONTROL_SOCKET];
 	if (cfg->max_inflight & (cfg->max_inflight - 1))
 		config_fail(p, -EINVAL, p->key_line[KEY_MAX_INFLIGHT],
 			    "[ingest] max_inflight: %s, got '%s'",
@@ -882,6 +963,45 @@ static void config_finish(struct config_parse *p)
 				config_keys[KEY_CONTROL_SOCKET].want, def);
 		}
 	}
+}
+
+int config_check_files(const struct ferry_config *cfg, char *err, size_t errlen)
+{
+	char dir[sizeof(cfg->control_socket)], *slash;
+	struct stat st;
+	int e;
+
+	if (cfg->replay_file[0] && access(cfg->replay_file, R_OK) < 0) {
+		e = errno;
+		snprintf(err, errlen, "%s:%u: [replay] file: cannot read '%s': %s", cfg->path,
+			 cfg->replay_file_line, cfg->replay_file, strerror(e));
+		return -e;
+	}
+	if (!cfg->control_socket[0])
+		return 0;
+	snprintf(dir, sizeof(dir), "%s", cfg->control_socket);
+	slash = strrchr(dir, '/');
+	if (slash == dir)
+		slash[1] = '\0';
+	else if (slash)
+		*slash = '\0';
+	else
+		snprintf(dir, sizeof(dir), ".");
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		if (cfg->control_socket_line)
+			snprintf(
+				err, errlen,
+				"%s:%u: [ferry] control_socket: the directory '%s' does not exist, "
+				"got '%s'",
+				cfg->path, cfg->control_socket_line, dir, cfg->control_socket);
+		else
+			snprintf(err, errlen,
+				 "%s: [ferry] control_socket: the directory '%s' of the default "
+				 "'%s' does not exist: set control_socket",
+				 cfg->path, dir, cfg->control_socket);
+		return -ENOENT;
+	}
+	return 0;
 }
 
 int config_load(const char *path, struct ferry_config *cfg, char *err, size_t errlen)

@@ -14,7 +14,7 @@
  * Keys: a field's key is its name without the _ms suffix, except [replay]
  * file (replay_file): [ferry] instance, shards, ring_size, ack_ring_size,
  * poison_strikes, heartbeat_timeout, restart_delay_min, restart_delay_max,
- * control_socket, stage_dir; [replay] file; [produce] topic,
+ * control_socket, stage_dir, metrics_listen; [replay] file; [produce] topic,
  * dead_letter_topic, flush_timeout; [registry] url, auto_register,
  * subject_strategy, username, password, ca_file, cert_file, key_file,
  * tls_verify, timeout, retry_for (booleans: true/false). A key set twice is an error, in [kafka]
@@ -64,14 +64,19 @@ struct ferry_config {
 	uint64_t restart_delay_max_ms; /* cap of the growing delay, default 30s */
 	char control_socket[108];      /* unix socket of ferryctl; default: see config_load() */
 	char stage_dir[PATH_MAX]; /* where ferry-<stage> binaries are; default "" = ferryd's dir */
+	char metrics_listen[128]; /* HOST:PORT of ferryd's /metrics and /healthz; "" = off */
 
 	/* [replay] */
 	char replay_file[PATH_MAX]; /* a replay file to ingest; "" = none */
-	unsigned replay_rate;	    /* messages per second, 0 = as fast as it goes */
+	unsigned replay_file_line;  /* where the file set it, 0: not set (config_check_files()) */
+	unsigned control_socket_line;
+	unsigned replay_rate; /* messages per second, 0 = as fast as it goes */
 
 	/* [ingest] */
 	unsigned max_inflight;	    /* in-flight table slots, power of two 64..1M, default 16384 */
 	uint64_t handback_delay_ms; /* a message its shard cannot take now comes back after this */
+	char dlq_spool[PATH_MAX];   /* dead-letter replay spool; "" = default, "none" = off
+				       (common/dlq.h: dlq_spool_dir()) */
 
 	/* [sqs] */
 	struct config_list sqs_queues; /* queue URLs: each `queue =`, then queues_file's lines */
@@ -134,6 +139,14 @@ struct ferry_config {
  * applies). cfg must be released with config_free() in either case.
  */
 int config_load(const char *path, struct ferry_config *cfg, char *err, size_t errlen);
+
+/*
+ * What only ferryd checks, on the filesystem as it is now (not part of
+ * config_load(): the stages, ferryctl and the unit tests read the file
+ * elsewhere): the replay file is readable, the control socket's directory
+ * exists. Returns 0 or -errno with "path:line: [section] key: ..." in err.
+ */
+int config_check_files(const struct ferry_config *cfg, char *err, size_t errlen);
 
 /*
  * Set the defaults only (no file); control_socket gets the default of

@@ -2,10 +2,11 @@
 #include "common/msg.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 #define SOURCE_MAGIC 0x31534d46u /* "FMS1" */
-#define EVENT_MAGIC  0x33564546u /* "FEV3": FEV1 had no catalog type, FEV2 no room */
+#define EVENT_MAGIC  0x34564546u /* "FEV4": FEV1-3 lacked the type, room, received_ns */
 #define DEAD_MAGIC   0x31444c46u /* "FLD1" */
 
 struct source_hdr {
@@ -29,6 +30,8 @@ struct event_hdr {
 	uint32_t key_len;
 	uint32_t headers_len;
 	uint32_t value_len;
+	uint32_t pad;
+	uint64_t received_ns; /* the source message's, for produce's delivery latency */
 };
 
 struct dead_hdr {
@@ -40,7 +43,7 @@ struct dead_hdr {
 };
 
 _Static_assert(sizeof(struct source_hdr) == 32, "source header");
-_Static_assert(sizeof(struct event_hdr) == 28, "event header");
+_Static_assert(sizeof(struct event_hdr) == 40, "event header");
 _Static_assert(sizeof(struct dead_hdr) == 16, "dead header");
 
 int msg_kv_put(void *buf, size_t cap, size_t *pos, const void *k, uint32_t klen, const void *v,
@@ -139,8 +142,9 @@ int64_t msg_source_encode(void *dst, size_t cap, const struct msg_source_view *m
 
 int64_t msg_event_encode(void *dst, size_t cap, const struct msg_event_view *e)
 {
-	struct event_hdr h = {EVENT_MAGIC,  e->index,	e->count,	e->type,     e->room,
-			      e->topic.len, e->key.len, e->headers.len, e->value.len};
+	struct event_hdr h = {EVENT_MAGIC,   e->index,	 e->count,	 e->type,      e->room,
+			      e->topic.len,  e->key.len, e->headers.len, e->value.len, 0,
+			      e->received_ns};
 	uint32_t size = msg_event_size(e);
 	unsigned char *p = dst;
 
@@ -230,10 +234,40 @@ int msg_event_decode(const void *buf, uint32_t len, struct msg_event_view *ret)
 	ret->count = h.count;
 	ret->type = h.type;
 	ret->room = h.room;
+	ret->received_ns = h.received_ns;
 	if (take(&p, &left, h.topic_len, &ret->topic) || take(&p, &left, h.key_len, &ret->key) ||
 	    take(&p, &left, h.headers_len, &ret->headers) || take(&p, &left, h.room, &room) ||
 	    take(&p, &left, h.value_len, &ret->value) || left)
 		return -EBADMSG;
+	return 0;
+}
+
+int msg_set_received(uint16_t type, void *p, uint32_t len, uint64_t received_ns)
+{
+	unsigned char *b = p;
+	struct source_hdr sh;
+	struct dead_hdr dh;
+
+	if (type == MSG_REC_DEAD) {
+		if (len < sizeof(dh))
+			return -EBADMSG;
+		memcpy(&dh, b, sizeof(dh));
+		if (dh.magic != DEAD_MAGIC ||
+		    (uint64_t)dh.reason_len + dh.raw_len > len - sizeof(dh))
+			return -EBADMSG;
+		b += sizeof(dh) + dh.reason_len;
+		len = dh.raw_len;
+	} else if (type != MSG_REC_SOURCE) {
+		return -EINVAL;
+	}
+	if (len < sizeof(sh))
+		return -EBADMSG;
+	memcpy(&sh, b, sizeof(sh));
+	if (sh.magic != SOURCE_MAGIC)
+		return -EBADMSG;
+	sh.received_ns = received_ns;
+	memcpy(b + offsetof(struct source_hdr, received_ns), &sh.received_ns,
+	       sizeof(sh.received_ns));
 	return 0;
 }
 

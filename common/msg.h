@@ -6,8 +6,9 @@
  *
  *   MSG_REC_SOURCE  ingest -> decrypt -> map   a source message: id, attributes, body
  *   MSG_REC_EVENT   map -> produce             one Kafka record: topic, key, headers, value,
- *                                              its catalog type, and its place (index/count)
- *                                              among the events made from its source message;
+ *                                              its catalog type, its place (index/count)
+ *                                              among the events made from its source message,
+ *                                              and that message's received_ns (for latency);
  *                                              count 0 marks a source message that gave no
  *                                              event (filtered): nothing to send, only the ack
  *   MSG_REC_DEAD    any stage -> produce       a dead letter: stage, reason, and the source
@@ -39,6 +40,7 @@ enum msg_source {
 	MSG_SOURCE_REPLAY = 1,
 	MSG_SOURCE_SQS = 2,
 	MSG_SOURCE_PUBSUB = 3,
+	MSG_SOURCE_DLQ = 4, /* dead letters sent again (common/dlq.h), always MSG_F_REPLAYED */
 };
 
 struct msg_bytes {
@@ -48,16 +50,17 @@ struct msg_bytes {
 
 /* A decoded (or to-be-encoded) source message. Views into the record. */
 struct msg_source_view {
-	uint16_t source;     /* enum msg_source */
-	uint16_t flags;	     /* MSG_F_* */
-	uint32_t source_idx; /* which queue / subscription / file */
-	uint64_t received_ns;
+	uint16_t source;      /* enum msg_source */
+	uint16_t flags;	      /* MSG_F_* */
+	uint32_t source_idx;  /* which queue / subscription / file */
+	uint64_t received_ns; /* CLOCK_REALTIME when ingest took it in, 0: unknown */
 	struct msg_bytes id;
 	struct msg_bytes attrs; /* encoded key/value list */
 	struct msg_bytes body;
 };
 
-#define MSG_F_REPLAYED 0x1 /* came back from the dead-letter topic */
+#define MSG_F_REPLAYED	0x1 /* came back from the dead-letter topic */
+#define MSG_F_PLAINTEXT 0x2 /* body decrypted by ferry: never to the dead-letter topic */
 
 /*
  * Bytes map leaves free right before an event's value, so that produce can
@@ -78,6 +81,7 @@ struct msg_event_view {
 	struct msg_bytes key;
 	struct msg_bytes headers; /* encoded key/value list */
 	struct msg_bytes value;
+	uint64_t received_ns; /* the source message's receipt (CLOCK_REALTIME), 0: unknown */
 };
 
 struct msg_dead_view {
@@ -127,6 +131,14 @@ int64_t msg_source_encode(void *dst, size_t cap, const struct msg_source_view *m
 int64_t msg_event_encode(void *dst, size_t cap, const struct msg_event_view *e);
 int64_t msg_dead_encode(void *dst, size_t cap, uint16_t stage, const char *reason, const void *raw,
 			uint32_t raw_len);
+
+/*
+ * Set the received_ns of an encoded source message (type MSG_REC_SOURCE) or
+ * of the source message inside a dead letter (MSG_REC_DEAD), in place: for
+ * messages encoded ahead of their receipt (replay files). Returns 0,
+ * -EINVAL (another type) or -EBADMSG (not such a record).
+ */
+int msg_set_received(uint16_t type, void *p, uint32_t len, uint64_t received_ns);
 
 /*
  * Decode a record payload. Return 0 or -EBADMSG. An event with count 0 (the

@@ -44,11 +44,14 @@
 #include <unistd.h>
 
 #include "common/config.h"
+#include "common/dlq.h"
 #include "common/log.h"
 #include "common/msg.h"
 #include "common/notify.h"
+#include "common/procstat.h"
 #include "common/time.h"
 #include "shm/segment.h"
+#include "supervisor/metrics.h"
 
 #define EXIT_DRAIN  1
 #define EXIT_USAGE  100
@@ -56,15 +59,18 @@
 #define STAGES_MAX  (2 + 2 * CONFIG_SHARDS_MAX)
 #define TICK_MS	    100
 #define MS	    1000000ull
+#define DEATHS_KEPT 8 /* death times kept per stage, for the crash-loop check */
 
 struct stage {
 	char exe[PATH_MAX];
 	unsigned index; /* worker index in the segment */
 	pid_t pid;
-	int hot;	   /* asked to exit for a hot restart */
-	uint64_t start_at; /* when to start it (0: not scheduled) */
-	uint64_t delay_ms; /* current restart delay */
-	uint64_t started;  /* when this incarnation started */
+	int hot;		      /* asked to exit for a hot restart */
+	uint64_t start_at;	      /* when to start it (0: not scheduled) */
+	uint64_t delay_ms;	      /* current restart delay */
+	uint64_t started;	      /* when this incarnation started */
+	uint64_t deaths[DEATHS_KEPT]; /* when it died (not clean exits), a ring */
+	unsigned n_deaths;	      /* deaths ever; the next goes to n_deaths % DEATHS_KEPT */
 };
 
 struct sup {
@@ -82,6 +88,10 @@ struct sup {
 	uint64_t last_status;
 	uint64_t last_watchdog;
 	uint64_t last_in, last_out;
+	uint64_t last_sample;		/* of the stages' /proc figures */
+	struct metrics_server *metrics; /* [ferry] metrics_listen, NULL: off */
+	unsigned recent[STAGES_MAX];	/* deaths in the last METRICS_LOOP_WINDOW_S, per stage */
+	struct proc_sample self;	/* ferryd's own figures */
 };
 
 static struct shm_worker *cb(struct sup *s, struct stage *st)
@@ -104,7 +114,10 @@ static void set_state(struct sup *s, struct stage *st, uint32_t state)
 static int build_sources(struct sup *s, struct shm_spec *spec, char *err, size_t errlen)
 {
 	const struct ferry_config *c = &s->cfg;
-	size_t n = c->sqs_queues.n + c->pubsub_subs.n + (c->replay_file[0] ? 1 : 0), i, k = 0;
+	char spool[PATH_MAX];
+	/* The dead-letter replay spool (common/dlq.h): a source, and the in-flight table. */
+	int dlq = dlq_spool_dir(c, spool, sizeof(spool)) > 0;
+	size_t n = c->sqs_queues.n + c->pubsub_subs.n + (c->replay_file[0] ? 1 : 0) + dlq, i, k = 0;
 	const char **names = calloc(n ? n : 1, sizeof(*names));
 	uint32_t *kinds = calloc(n ? n : 1, sizeof(*kinds));
 	int r = -ENOMEM;
@@ -123,12 +136,16 @@ static int build_sources(struct sup *s, struct shm_spec *spec, char *err, size_t
 	}
 	if (c->replay_file[0]) {
 		names[k] = c->replay_file;
-		kinds[k] = MSG_SOURCE_REPLAY;
+		kinds[k++] = MSG_SOURCE_REPLAY;
+	}
+	if (dlq) {
+		names[k] = spool;
+		kinds[k] = MSG_SOURCE_DLQ;
 	}
 	spec->n_sources = (unsigned)n;
 	spec->source_names = names;
 	spec->source_kinds = kinds;
-	spec->inflight_slots = c->sqs_queues.n + c->pubsub_subs.n ? c->max_inflight : 0;
+	spec->inflight_slots = c->sqs_queues.n + c->pubsub_subs.n || dlq ? c->max_inflight : 0;
 	r = shm_segment_create(spec, SHM_CREATE_REPLACE, &s->seg, err, errlen);
 out:
 	free(names);
@@ -268,6 +285,9 @@ static int spawn(struct sup *s, struct stage *st)
 	st->start_at = 0;
 	cb(s, st)->pid = pid;
 	cb(s, st)->started_ns = st->started;
+	/* The /proc figures are the current process's: a new pid starts from 0. */
+	__atomic_store_n(&cb(s, st)->cpu_ns, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&cb(s, st)->rss_bytes, 0, __ATOMIC_RELAXED);
 	set_state(s, st, SHM_SSTATE_UP);
 	return 0;
 }
@@ -305,10 +325,14 @@ static void reaped(struct sup *s, struct stage *st, int status)
 
 	st->pid = 0;
 	c->pid = 0;
+	__atomic_store_n(&c->cpu_ns, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->rss_bytes, 0, __ATOMIC_RELAXED);
 	c->last_exit = status;
 	c->last_exit_ns = now;
 	describe_exit(status, how, sizeof(how));
 	if (!clean) {
+		/* Kept for /healthz's crash-loop check. */
+		st->deaths[st->n_deaths++ % DEATHS_KEPT] = now;
 		/* Poison strikes: deaths in a row on the same record. */
 		if (seq && seq == c->strike_seq) {
 			c->strikes++;
@@ -475,10 +499,40 @@ static int healthy(struct sup *s, struct stage *st, uint64_t now)
 	       hb >= st->started && since(now, hb) < s->cfg.heartbeat_timeout_ms * MS;
 }
 
+/*
+ * About once a second: each running stage's CPU time and resident set
+ * into its control block (ferryctl and /metrics show them), ferryd's own
+ * figures, and each stage's deaths within the crash-loop window.
+ */
+static void sample_stages(struct sup *s, uint64_t now)
+{
+	if (now - s->last_sample < 1000 * MS)
+		return;
+	s->last_sample = now;
+	for (unsigned i = 0; i < s->n; i++) {
+		struct stage *st = &s->st[i];
+		struct shm_worker *c = cb(s, st);
+		struct proc_sample ps;
+		unsigned recent = 0;
+
+		for (unsigned k = 0; k < DEATHS_KEPT && k < st->n_deaths; k++)
+			recent += since(now, st->deaths[k]) < METRICS_LOOP_WINDOW_S * 1000 * MS;
+		s->recent[i] = recent;
+		if (!st->pid || proc_sample(st->pid, &ps) < 0)
+			continue; /* gone meanwhile: reaped soon, reset then */
+		__atomic_store_n(&c->cpu_ns, ps.cpu_ns, __ATOMIC_RELAXED);
+		__atomic_store_n(&c->rss_bytes, ps.rss_bytes, __ATOMIC_RELAXED);
+	}
+	if (proc_sample(0, &s->self) < 0)
+		memset(&s->self, 0, sizeof(s->self));
+}
+
 static void tick(struct sup *s)
 {
 	uint64_t now = now_ns(), in = 0, out = 0;
 	int all_healthy = 1;
+
+	sample_stages(s, now);
 
 	for (unsigned i = 0; i < s->n; i++) {
 		struct stage *st = &s->st[i];
@@ -540,6 +594,21 @@ static void tick(struct sup *s)
 	}
 }
 
+/* What /metrics and /healthz show, as of now. */
+static void metrics_view(void *arg, struct metrics_view *v)
+{
+	struct sup *s = arg;
+
+	*v = (struct metrics_view){
+		.seg = s->seg,
+		.now = now_ns(),
+		.heartbeat_timeout_ns = s->cfg.heartbeat_timeout_ms * MS,
+		.recent_deaths = s->recent,
+		.draining = s->draining,
+		.self = &s->self,
+	};
+}
+
 static void drain(struct sup *s)
 {
 	if (s->draining)
@@ -561,14 +630,16 @@ static void reload(struct sup *s)
 	char err[512];
 
 	notify_reloading();
-	if (config_load(s->config_path, &fresh, err, sizeof(err)) < 0) {
+	if (config_load(s->config_path, &fresh, err, sizeof(err)) < 0 ||
+	    config_check_files(&fresh, err, sizeof(err)) < 0) {
 		log_err("reload refused, keeping the running configuration: %s", err);
 	} else {
 		if (fresh.shards != s->cfg.shards || fresh.ring_size != s->cfg.ring_size ||
-		    strcmp(fresh.instance, s->cfg.instance))
+		    strcmp(fresh.instance, s->cfg.instance) ||
+		    strcmp(fresh.metrics_listen, s->cfg.metrics_listen))
 			log_warning(
-				"shards, ring sizes and the instance change only with a restart "
-				"of ferryd");
+				"shards, ring sizes, the instance and metrics_listen change only "
+				"with a restart of ferryd");
 		s->cfg.heartbeat_timeout_ms = fresh.heartbeat_timeout_ms;
 		s->cfg.restart_delay_min_ms = fresh.restart_delay_min_ms;
 		s->cfg.restart_delay_max_ms = fresh.restart_delay_max_ms;
@@ -596,11 +667,12 @@ static int live(struct sup *s)
 static int loop(struct sup *s)
 {
 	for (;;) {
-		struct pollfd p[2] = {{.fd = s->sigfd, .events = POLLIN},
-				      {.fd = s->ctlfd, .events = POLLIN}};
+		struct pollfd p[2 + 1 + METRICS_CONNS_MAX] = {{.fd = s->sigfd, .events = POLLIN},
+							      {.fd = s->ctlfd, .events = POLLIN}};
+		unsigned nm = metrics_server_pollfds(s->metrics, p + 2, 1 + METRICS_CONNS_MAX);
 		struct signalfd_siginfo si;
 
-		if (poll(p, 2, TICK_MS) < 0 && errno != EINTR)
+		if (poll(p, 2 + nm, TICK_MS) < 0 && errno != EINTR)
 			return EXIT_SYSTEM;
 		while (read(s->sigfd, &si, sizeof(si)) == sizeof(si)) {
 			if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
@@ -611,6 +683,8 @@ static int loop(struct sup *s)
 		reap(s);
 		if (p[1].revents & POLLIN)
 			control_accept(s);
+		/* Never blocks: a slow client gets its deadline, not the supervisor. */
+		metrics_server_run(s->metrics, p + 2, nm, now_ns());
 		if (s->draining) {
 			if (!live(s))
 				return 0;
@@ -692,7 +766,8 @@ int main(int argc, char **argv)
 		}
 	}
 	log_open("ferryd");
-	if (config_load(config, &s.cfg, err, sizeof(err)) < 0) {
+	if (config_load(config, &s.cfg, err, sizeof(err)) < 0 ||
+	    config_check_files(&s.cfg, err, sizeof(err)) < 0) {
 		log_err("%s", err);
 		config_free(&s.cfg);
 		return EXIT_USAGE;
@@ -728,6 +803,16 @@ int main(int argc, char **argv)
 		r = EXIT_SYSTEM;
 		goto out;
 	}
+	if (s.cfg.metrics_listen[0]) {
+		s.metrics = metrics_server_new(s.cfg.metrics_listen, metrics_view, &s, err,
+					       sizeof(err));
+		if (!s.metrics) {
+			log_err("cannot serve metrics: %s", err);
+			r = EXIT_SYSTEM;
+			goto out;
+		}
+		log_info("metrics on http://%s/metrics, health on /healthz", s.cfg.metrics_listen);
+	}
 	log_info("instance %s: %u shards, rings of %" PRIu64 " KiB, segment %s, control %s",
 		 s.cfg.instance, s.cfg.shards, s.cfg.ring_size >> 10, s.seg->path,
 		 s.cfg.control_socket);
@@ -736,6 +821,7 @@ int main(int argc, char **argv)
 	r = loop(&s);
 	log_info("exit %d", r);
 out:
+	metrics_server_free(s.metrics);
 	if (s.ctlfd >= 0) {
 		close(s.ctlfd);
 		unlink(s.cfg.control_socket);

@@ -471,10 +471,11 @@ static void test_unknown_key(void **state)
 {
 	struct fixture *f = *state;
 
-	expect_exact_error(f, "[ferry]\nshards = 2\nshard = 3\n",
-			   "3: [ferry] shard: unknown key (known: instance, shards, ring_size, "
-			   "ack_ring_size, poison_strikes, heartbeat_timeout, restart_delay_min, "
-			   "restart_delay_max, control_socket, stage_dir), got '3'");
+	expect_exact_error(
+		f, "[ferry]\nshards = 2\nshard = 3\n",
+		"3: [ferry] shard: unknown key (known: instance, shards, ring_size, "
+		"ack_ring_size, poison_strikes, heartbeat_timeout, restart_delay_min, "
+		"restart_delay_max, control_socket, stage_dir, metrics_listen), got '3'");
 	expect_exact_error(f, "[replay]\nreplay_file = x\n",
 			   "2: [replay] replay_file: unknown key (known: file, rate), got 'x'");
 	expect_error(f, "[produce]\nTopic = x\n", 2, "[produce] Topic: unknown key (known: ");
@@ -482,6 +483,28 @@ static void test_unknown_key(void **state)
 		     "[produce] flush_timeout_ms: unknown key");
 	/* A key of another section. */
 	expect_error(f, "[ferry]\ntopic = x\n", 2, "[ferry] topic: unknown key");
+}
+
+static void test_metrics_listen(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const good[] = {"127.0.0.1:9464", "[::1]:9464", "localhost:1",
+					   "0.0.0.0:65535", "metrics-host.example:9464"};
+	static const char *const bad[] = {
+		"9464",	     ":9464",	  "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536",
+		"host:port", "[::1:9464", "a b:9464",	"[]:9464"};
+	char text[256];
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		snprintf(text, sizeof(text), "[ferry]\nmetrics_listen = %s\n", good[i]);
+		load_ok(f, text);
+		assert_string_equal(f->cfg.metrics_listen, good[i]);
+		config_free(&f->cfg);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "[ferry]\n\nmetrics_listen = %s\n", bad[i]);
+		expect_error(f, text, 3, "[ferry] metrics_listen: want HOST:PORT");
+	}
 }
 
 static void test_set_twice(void **state)
@@ -889,7 +912,7 @@ static void test_reference_file(void **state)
 		len += strlen(copy);
 	}
 	fclose(fp);
-	assert_int_equal(keys, 46); /* every key of config.h but the lists */
+	assert_int_equal(keys, 48); /* every key of config.h but the lists */
 	load_ok(f, text);
 	free(text);
 	check_defaults(&f->cfg);
@@ -907,6 +930,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cross_checks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_section, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_key, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_metrics_listen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_set_twice, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_syntax_error, setup, teardown),

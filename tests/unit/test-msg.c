@@ -24,7 +24,11 @@ test_event_round_trip(void **state)
 {
 	unsigned char buf[512], hdrs[128];
 	size_t hlen = 0;
-	struct msg_event_view e = {.index = 1, .count = 3, .type = 7}, d;
+	struct msg_event_view e = {.index = 1,
+				   .count = 3,
+				   .type = 7,
+				   .received_ns = 1234567890123ull},
+			      d;
 	struct msg_bytes v;
 
 	(void)state;
@@ -40,6 +44,7 @@ test_event_round_trip(void **state)
 	assert_int_equal(d.index, 1);
 	assert_int_equal(d.count, 3);
 	assert_int_equal(d.type, 7);
+	assert_int_equal(d.received_ns, 1234567890123ull);
 	assert_int_equal(d.topic.len, e.topic.len);
 	assert_memory_equal(d.topic.p, e.topic.p, e.topic.len);
 	assert_memory_equal(d.key.p, e.key.p, e.key.len);
@@ -66,14 +71,14 @@ static void test_event_room(void **state)
 	e.topic = B("chat.v1.message-sent");
 	e.key = B("k");
 	e.value = B("\x0a\x01\x78");
-	assert_int_equal(msg_event_size(&e), 28 + 20 + 1 + MSG_EVENT_ROOM + 3);
+	assert_int_equal(msg_event_size(&e), 40 + 20 + 1 + MSG_EVENT_ROOM + 3);
 	assert_int_equal(msg_event_encode(buf, sizeof(buf), &e), msg_event_size(&e));
 	assert_int_equal(msg_event_decode(buf, msg_event_size(&e), &d), 0);
 	assert_int_equal(d.room, MSG_EVENT_ROOM);
 	assert_int_equal(d.value.len, 3);
 	assert_memory_equal(d.value.p, "\x0a\x01\x78", 3);
 	v = d.value.p;
-	assert_ptr_equal(v - MSG_EVENT_ROOM, buf + 28 + 20 + 1);
+	assert_ptr_equal(v - MSG_EVENT_ROOM, buf + 40 + 20 + 1);
 	for (int i = 1; i <= MSG_EVENT_ROOM; i++)
 		assert_int_equal(v[-i], 0);
 	/* a room the decoder would refuse is not written */
@@ -110,6 +115,8 @@ static void test_event_strict(void **state)
 	buf[3] = '2';
 	assert_int_equal(msg_event_decode(buf, len, &d), -EBADMSG);
 	buf[3] = '3';
+	assert_int_equal(msg_event_decode(buf, len, &d), -EBADMSG);
+	buf[3] = '4';
 	assert_int_equal(msg_event_decode(buf, len, &d), 0);
 }
 
@@ -122,7 +129,7 @@ static void test_event_marker(void **state)
 
 	(void)state;
 	len = msg_event_size(&e);
-	assert_int_equal(len, 28);
+	assert_int_equal(len, 40);
 	msg_event_encode(buf, sizeof(buf), &e);
 	assert_int_equal(msg_event_decode(buf, len, &d), 0);
 	assert_int_equal(d.count, 0);
@@ -172,6 +179,21 @@ static void test_source_and_dead(void **state)
 	assert_int_equal(dv.stage, 3);
 	assert_int_equal(dv.reason.len, 30);
 	assert_memory_equal(dv.msg.id.p, "m-1", 3);
+
+	/* received_ns set in place, in a source message and in a dead letter's original */
+	assert_int_equal(msg_set_received(MSG_REC_SOURCE, buf, (uint32_t)n, 77), 0);
+	assert_int_equal(msg_source_decode(buf, (uint32_t)n, &d), 0);
+	assert_int_equal(d.received_ns, 77);
+	assert_int_equal(d.source_idx, 2);
+	assert_int_equal(msg_set_received(MSG_REC_DEAD, dead, msg_dead_size(30, (uint32_t)n), 99),
+			 0);
+	assert_int_equal(msg_dead_decode(dead, msg_dead_size(30, (uint32_t)n), &dv), 0);
+	assert_int_equal(dv.msg.received_ns, 99);
+	assert_int_equal(dv.reason.len, 30);
+	assert_int_equal(msg_set_received(MSG_REC_EVENT, buf, (uint32_t)n, 1), -EINVAL);
+	assert_int_equal(msg_set_received(MSG_REC_SOURCE, dead, (uint32_t)n, 1), -EBADMSG);
+	assert_int_equal(msg_set_received(MSG_REC_DEAD, dead, 20, 1), -EBADMSG);
+	assert_int_equal(msg_set_received(MSG_REC_SOURCE, buf, 8, 1), -EBADMSG);
 }
 
 static void test_kv(void **state)

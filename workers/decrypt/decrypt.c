@@ -178,6 +178,7 @@ static int decrypt_open(struct worker *w, const struct ring_rec *rec, const char
 	}
 	o.body.p = e.ct;
 	o.body.len = (uint32_t)(e.ct_len - ENVELOPE_TAG_LEN);
+	o.flags |= MSG_F_PLAINTEXT; /* a dead letter of a later stage must not carry it */
 	size = msg_source_size(&o);
 	p = worker_reserve(w, 0, size);
 	if (!p) {

@@ -192,6 +192,9 @@ static int table_recover(struct ingest *g)
 	for (unsigned r = 0; r < w->n_out; r++)
 		if (g->skip[r] > max_seq)
 			max_seq = g->skip[r];
+	/* Counted again below, slot by slot: the predecessor's counts would count twice. */
+	for (unsigned k = 0; k < g->n_src; k++)
+		__atomic_store_n(&g->src[k].shm->inflight, 0, __ATOMIC_RELAXED);
 	for (uint32_t i = 0; i < g->slots; i++) {
 		struct shm_inflight *sl = &g->table[i];
 		unsigned k;
@@ -202,10 +205,10 @@ static int table_recover(struct ingest *g)
 		if (sl->seq > max_seq)
 			max_seq = sl->seq;
 		/* Its source, by name: the configuration may have changed since. */
-		for (k = 0; k < g->n_net; k++)
+		for (k = 0; k < g->n_src; k++)
 			if (g->src[k].hash == sl->source_hash)
 				break;
-		if (k == g->n_net || sl->shard >= w->n_out) {
+		if (k == g->n_src || sl->shard >= w->n_out) {
 			log_warning("in-flight seq %" PRIu64 " belongs to a source no longer "
 				    "configured: dropped (the source will deliver it again)",
 				    sl->seq);
@@ -259,7 +262,8 @@ int ingest_take(struct ingest *g, struct source *s, const struct msg_source_view
 	struct worker *w = g->w;
 	struct shm_inflight *sl;
 	uint32_t i, shard, len, slen = msg_source_size(m);
-	char reason[256];
+	struct msg_source_view bodiless;
+	char reason[256], big[128];
 	uint64_t seq;
 	void *p;
 
@@ -271,6 +275,18 @@ int ingest_take(struct ingest *g, struct source *s, const struct msg_source_view
 	if (!shard_key.len)
 		shard_key = m->id;
 	shard = ingest_hash(shard_key.p, shard_key.len) % w->n_out;
+	if (!why && slen > w->out[shard].max_record) {
+		/* It could never go, and handed back it would come back for ever. */
+		snprintf(big, sizeof(big),
+			 "message of %u bytes, larger than a ring record (%u): its body is not "
+			 "carried",
+			 slen, w->out[shard].max_record);
+		bodiless = *m;
+		bodiless.body.len = 0;
+		m = &bodiless;
+		slen = msg_source_size(m);
+		why = big;
+	}
 	sl = &g->table[i];
 	sl->source = (uint16_t)s->idx;
 	sl->source_hash = s->hash;
@@ -774,7 +790,7 @@ static int ingest_init(struct worker *w)
 	}
 	g->table = shm_inflight(w->seg);
 	g->slots = w->seg->hdr->inflight_slots;
-	g->src = calloc(g->n_net ? g->n_net : 1, sizeof(*g->src));
+	g->src = calloc(g->n_net + 1, sizeof(*g->src)); /* + the dead-letter spool */
 	if (!g->src)
 		return -ENOMEM;
 	g->n_src = g->n_net;
@@ -802,6 +818,11 @@ static int ingest_init(struct worker *w)
 		/* HTTP/2 multiplexing where the server offers it; many connections otherwise. */
 		curl_multi_setopt(g->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
 		curl_multi_setopt(g->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
+	}
+	r = dlq_src_init(g);
+	if (r < 0)
+		return r;
+	if (g->slots) {
 		r = table_recover(g);
 		if (r < 0)
 			return r;
@@ -826,6 +847,7 @@ static void ingest_fini(struct worker *w)
 	if (!g)
 		return;
 	replay_fini(g);
+	dlq_src_fini(g);
 	while (g->active) {
 		struct call *c = g->active;
 
@@ -904,6 +926,7 @@ static int ingest_run(struct worker *w)
 		did += read_acks(g);
 		if (!g->draining && !g->stopping)
 			did += replay_pull(g);
+		did += dlq_src_pull(g);
 		did += start_receives(g);
 		did += start_settles(g);
 		scan_extensions(g);

@@ -138,6 +138,7 @@ struct ingest {
 	void *replay; /* src-replay.c's state, NULL if none */
 	void *sqs;    /* src-sqs.c's shared state (clients per region), NULL if none */
 	void *pubsub; /* src-pubsub.c's shared state (auth), NULL if none */
+	void *dlq;    /* src-dlq.c's state (the dead-letter replay spool), NULL if none */
 	int produce;  /* worker index of produce, -1 if none */
 	uint64_t skip[WORKER_RINGS_MAX];
 	unsigned turn;
@@ -197,5 +198,14 @@ int replay_init(struct ingest *g);
 unsigned replay_pull(struct ingest *g);
 int replay_remaining(const struct ingest *g);
 void replay_fini(struct ingest *g);
+
+/*
+ * Dead-letter replay spool (src-dlq.c): a source after the network ones in
+ * g->src, present when ferryd put one in the segment's source table.
+ */
+int dlq_src_init(struct ingest *g);
+unsigned dlq_src_pull(struct ingest *g);
+int dlq_src_busy(const struct ingest *g);
+void dlq_src_fini(struct ingest *g);
 
 #endif

@@ -88,6 +88,8 @@ static const char *source_name(uint16_t source)
 		return "sqs";
 	case MSG_SOURCE_PUBSUB:
 		return "pubsub";
+	case MSG_SOURCE_DLQ:
+		return "dlq-replay";
 	}
 	return "unknown";
 }
@@ -101,6 +103,41 @@ static int trace_id(struct msg_bytes attrs, struct msg_bytes *ret)
 		if (msg_kv_find(attrs, keys[i], ret) > 0 && ret->len)
 			return 1;
 	return 0;
+}
+
+/*
+ * A legacy event of a known type the mapper refused: its dead letter
+ * carries the type as attribute ferry-legacy-type, so that `ferryctl
+ * replay-dlq --type` finds it once the mapper is corrected. Returns 0
+ * (written), or -errno (the worker writes the plain dead letter).
+ */
+static int dead_with_type(struct worker *w, const struct ring_rec *rec, struct msg_source_view m,
+			  const char *legacy, const char *reason)
+{
+	struct map *ctx = w->ctx;
+	size_t alen = m.attrs.len;
+	struct ring_rec *d;
+	uint32_t len;
+	int r;
+
+	if (m.attrs.len > HEADERS_MAX - 512)
+		return -E2BIG;
+	memcpy(ctx->headers, m.attrs.p, m.attrs.len);
+	if (msg_kv_put(ctx->headers, HEADERS_MAX, &alen, "ferry-legacy-type", 17, legacy,
+		       (uint32_t)strlen(legacy)))
+		return -E2BIG;
+	m.attrs.p = ctx->headers;
+	m.attrs.len = (uint32_t)alen;
+	len = msg_source_size(&m);
+	d = malloc(sizeof(*d) + len);
+	if (!d)
+		return -ENOMEM;
+	*d = *rec;
+	d->len = len;
+	msg_source_encode(d->data, len, &m);
+	r = worker_dead_letter(w, 0, d, reason);
+	free(d);
+	return r;
 }
 
 /* Write one event record of the current input. */
@@ -138,9 +175,15 @@ static int map_handle(struct worker *w, const struct ring_rec *rec, const char *
 		return -EBADMSG;
 	}
 	n = mapper_map(ctx->mapper, tenant.p, tenant.len, m.body.p, m.body.len, reason);
-	if (n < 0)
+	if (n < 0) {
+		/* A known type: its dead letter says which (ferryctl replay-dlq --type). */
+		legacy = mapper_legacy_type(ctx->mapper);
+		if (legacy && *reason && dead_with_type(w, rec, m, legacy, *reason) == 0)
+			return 0;
 		return n;
-	if (n == 0) /* filtered: a marker, so that produce acks the seq */
+	}
+	e.received_ns = m.received_ns; /* produce measures delivery latency from it */
+	if (n == 0)		       /* filtered: a marker, so that produce acks the seq */
 		return push_event(w, rec, &e);
 	if (m.attrs.len > HEADERS_MAX - 512) {
 		*reason = "map: attributes too large for Kafka headers";
@@ -159,6 +202,8 @@ static int map_handle(struct worker *w, const struct ring_rec *rec, const char *
 		       (uint32_t)strlen(source)) ||
 	    msg_kv_put(headers, HEADERS_MAX, &hlen, "ferry-source-id", 15, m.id.p, m.id.len) ||
 	    msg_kv_put(headers, HEADERS_MAX, &hlen, "ferry-seq", 9, seq, (uint32_t)strlen(seq)) ||
+	    ((m.flags & MSG_F_REPLAYED) && /* sent again from the dead-letter topic */
+	     msg_kv_put(headers, HEADERS_MAX, &hlen, "ferry-replayed", 14, "1", 1)) ||
 	    (trace_id(m.attrs, &trace) &&
 	     msg_kv_put(headers, HEADERS_MAX, &hlen, "ferry-trace-id", 14, trace.p, trace.len))) {
 		*reason = "map: headers too large";

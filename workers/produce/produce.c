@@ -32,6 +32,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +61,8 @@ struct entry {
 	uint8_t dead; /* went to the dead-letter topic */
 	char reason[96];
 	uint64_t retry_at;
+	uint64_t received_ns; /* its source message's receipt by ingest (CLOCK_REALTIME), 0: unknown
+			       */
 };
 
 struct fifo {
@@ -68,6 +71,7 @@ struct fifo {
 	uint64_t cap;			/* power of two */
 	const struct ring_rec *blocked; /* read, not accepted by librdkafka yet */
 	struct ring_mark blocked_mark;
+	int redo_due; /* an entry is E_FAILED or E_RETRY: redo() scans, else it costs nothing */
 };
 
 struct produce {
@@ -127,6 +131,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *arg)
 	}
 	snprintf(e->reason, sizeof(e->reason), "kafka: %s", rd_kafka_err2str(m->err));
 	e->state = e->dead ? E_RETRY : E_FAILED;
+	f->redo_due = 1;
 	e->retry_at = now_ns() + RETRY_NS;
 	log_warning("seq %" PRIu64 ": %s%s", e->rec->seq, e->reason,
 		    e->dead ? " (dead letter; will retry)" : " (becomes a dead letter)");
@@ -179,6 +184,12 @@ static rd_kafka_resp_err_t produce_dead(struct worker *w, const struct ring_rec 
 		h = headers_of(src.attrs);
 		key = src.id;
 		value = src.body; /* as received: still encrypted */
+		if (src.flags & MSG_F_PLAINTEXT) {
+			/* Past decrypt (map's dead letters): the body is plaintext. */
+			value = (struct msg_bytes){0};
+			rd_kafka_header_add(h, "ferry-dead-value-dropped", -1,
+					    "decrypted plaintext", -1);
+		}
 	} else if (rec->type == MSG_REC_EVENT && msg_event_decode(rec->data, rec->len, &ev) == 0) {
 		/*
 		 * An event Kafka refused for good. Its value is made of the
@@ -199,10 +210,28 @@ static rd_kafka_resp_err_t produce_dead(struct worker *w, const struct ring_rec 
 	rd_kafka_header_add(h, "ferry-seq", -1, seq, -1);
 	if (src.id.len)
 		rd_kafka_header_add(h, "ferry-source-id", -1, src.id.p, (ssize_t)src.id.len);
+	if (src.flags & MSG_F_REPLAYED) /* failed again after a replay-dlq */
+		rd_kafka_header_add(h, "ferry-replayed", -1, "1", 1);
 	err = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(w->cfg.dead_letter_topic),
 				RD_KAFKA_V_KEY(key.p, key.len),
 				RD_KAFKA_V_VALUE((void *)value.p, value.len), RD_KAFKA_V_HEADERS(h),
 				RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+	if (err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && value.len) {
+		/*
+		 * Larger than Kafka takes (message.max.bytes): retried as it is,
+		 * it would hold its seq, and the source, for ever. It goes
+		 * without the bytes, saying so.
+		 */
+		char note[64];
+
+		snprintf(note, sizeof(note), "%" PRIu32 " bytes: larger than Kafka takes",
+			 value.len);
+		rd_kafka_header_add(h, "ferry-dead-value-too-large", -1, note, -1);
+		err = rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(w->cfg.dead_letter_topic),
+					RD_KAFKA_V_KEY(key.p, key.len), RD_KAFKA_V_VALUE(NULL, 0),
+					RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(opaque),
+					RD_KAFKA_V_END);
+	}
 	if (err)
 		rd_kafka_headers_destroy(h);
 	return err;
@@ -273,6 +302,7 @@ static int produce_one(struct worker *w, unsigned i, const struct ring_rec *rec,
 		char topic[256];
 
 		e->last = ev.index + 1 >= ev.count;
+		e->received_ns = ev.received_ns;
 		if (ev.count == 0) { /* filtered: nothing to send, ack as is */
 			e->state = E_DONE;
 			return 0;
@@ -287,6 +317,7 @@ static int produce_one(struct worker *w, unsigned i, const struct ring_rec *rec,
 					 sizeof(e->reason));
 			if (r < 0) { /* no schema for it: a dead letter saying why */
 				e->state = E_FAILED;
+				f->redo_due = 1;
 				e->retry_at = 0;
 				log_warning("seq %" PRIu64 ": %s (becomes a dead letter)", rec->seq,
 					    e->reason);
@@ -306,7 +337,10 @@ static int produce_one(struct worker *w, unsigned i, const struct ring_rec *rec,
 		}
 	} else {
 		const char *why = rec->type == MSG_REC_DEAD ? NULL : "produce: unreadable record";
+		struct msg_dead_view d;
 
+		if (rec->type == MSG_REC_DEAD && msg_dead_decode(rec->data, rec->len, &d) == 0)
+			e->received_ns = d.msg.received_ns;
 		e->dead = 1;
 		err = produce_dead(w, rec, why, opaque_of(i, id));
 		if (!err)
@@ -321,6 +355,7 @@ static int produce_one(struct worker *w, unsigned i, const struct ring_rec *rec,
 		/* Refused before queueing (unknown topic in a strict cluster, too large...). */
 		snprintf(e->reason, sizeof(e->reason), "kafka: %s", rd_kafka_err2str(err));
 		e->state = e->dead ? E_RETRY : E_FAILED;
+		f->redo_due = 1;
 		e->retry_at = now_ns() + (e->dead ? RETRY_NS : 0);
 	}
 	return 0;
@@ -331,20 +366,60 @@ static void redo(struct worker *w, unsigned i)
 {
 	struct produce *p = w->ctx;
 	struct fifo *f = &p->f[i];
-	uint64_t now = now_ns();
+	uint64_t now;
+	int left = 0;
 
+	/* Not a scan of everything in flight on every turn of the loop: only when due. */
+	if (!f->redo_due)
+		return;
+	now = now_ns();
 	for (uint64_t id = f->tail; id != f->head; id++) {
 		struct entry *e = entry_at(f, id);
 
-		if ((e->state != E_FAILED && e->state != E_RETRY) || e->retry_at > now)
+		if (e->state != E_FAILED && e->state != E_RETRY)
 			continue;
+		if (e->retry_at > now) {
+			left = 1;
+			continue;
+		}
 		e->dead = 1;
 		e->state = E_PENDING;
 		if (produce_dead(w, e->rec, e->reason, opaque_of(i, id))) {
 			e->state = E_RETRY;
 			e->retry_at = now + RETRY_NS;
+			left = 1;
 		}
 	}
+	f->redo_due = left;
+}
+
+/*
+ * One delivery latency into this stage's histogram (struct shm_latency).
+ * Single writer: plain relaxed loads and stores, no locked instructions;
+ * a reader may see the count a moment before the bucket.
+ */
+static void latency_record(struct shm_latency *l, uint64_t received_ns, uint64_t now_real)
+{
+	uint64_t us = now_real > received_ns ? (now_real - received_ns) / 1000 : 0;
+	unsigned lo = 0, hi = SHM_LATENCY_BUCKETS - 1;
+
+	if (!received_ns)
+		return;
+	/* The first bound >= us (binary search over 19), else the overflow bucket. */
+	while (lo < hi) {
+		unsigned mid = (lo + hi) / 2;
+
+		if (us <= shm_latency_bounds_us[mid])
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	__atomic_store_n(&l->bucket[lo], __atomic_load_n(&l->bucket[lo], __ATOMIC_RELAXED) + 1,
+			 __ATOMIC_RELAXED);
+	__atomic_store_n(&l->sum_us, __atomic_load_n(&l->sum_us, __ATOMIC_RELAXED) + us,
+			 __ATOMIC_RELAXED);
+	__atomic_store_n(&l->count, __atomic_load_n(&l->count, __ATOMIC_RELAXED) + 1,
+			 __ATOMIC_RELAXED);
 }
 
 /* Move over delivered records in order: ack their seqs, commit the input. */
@@ -354,6 +429,7 @@ static unsigned advance(struct worker *w, unsigned i)
 	struct fifo *f = &p->f[i];
 	struct ring *acks = &w->out[0];
 	struct ring_mark last;
+	uint64_t now_real = 0;
 	unsigned n = 0;
 
 	while (f->tail != f->head) {
@@ -363,6 +439,11 @@ static unsigned advance(struct worker *w, unsigned i)
 			break;
 		if (e->last && ring_write(acks, MSG_REC_ACK, e->rec->seq, NULL, 0) < 0)
 			break; /* ack ring full: later */
+		if (e->last) {
+			if (!now_real)
+				now_real = realtime_ns();
+			latency_record(&w->cb->latency, e->received_ns, now_real);
+		}
 		last = e->mark;
 		f->tail++;
 		p->inflight--;
@@ -554,11 +635,20 @@ static void topics_check(struct worker *w)
 
 static int produce_init(struct worker *w)
 {
-	struct produce *p = calloc(1, sizeof(*p));
+	struct produce *p;
 	rd_kafka_conf_t *conf;
 	char err[512];
 	int r;
 
+	/*
+	 * One malloc arena for this thread and librdkafka's, set before they
+	 * start: every message takes about ten allocations (message, header
+	 * list, each header) freed later in bulk by delivery reports, and with
+	 * an arena per thread malloc and free took over half of this thread's
+	 * time in some runs (bench-e2e, perf); with one it stays near a tenth.
+	 */
+	mallopt(M_ARENA_MAX, 1);
+	p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
 	w->ctx = p;
