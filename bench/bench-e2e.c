@@ -50,7 +50,9 @@
 #include "shm/segment.h"
 #include "tests/tools/legacy.h"
 #include "workers/decrypt/keyring.h"
+#include "workers/ingest/replay-line.h"
 #include "workers/map/mapper.h"
+#include "workers/produce/headers.h"
 
 #define PLAIN_TARGET	 1024 /* bytes of plaintext per legacy event */
 #define HEADERS_MAX	 65536
@@ -501,48 +503,6 @@ struct inl {
 	unsigned char arena[4 << 20];
 };
 
-/* One replay line as ingest's replay source reads it (src-replay.c): JSON, then encoded. */
-static int load_line(const char *line, struct src *m)
-{
-	cJSON *j = cJSON_Parse(line), *id, *attrs, *body, *a;
-	unsigned char attrbuf[65536];
-	size_t alen = 0;
-	struct msg_source_view v = {.source = MSG_SOURCE_REPLAY};
-	int r = -EINVAL;
-
-	if (!j || !cJSON_IsObject(j))
-		goto out;
-	id = cJSON_GetObjectItemCaseSensitive(j, "id");
-	attrs = cJSON_GetObjectItemCaseSensitive(j, "attributes");
-	body = cJSON_GetObjectItemCaseSensitive(j, "body");
-	if (!cJSON_IsString(id) || !cJSON_IsString(body) || (attrs && !cJSON_IsObject(attrs)))
-		goto out;
-	cJSON_ArrayForEach(a, attrs)
-	{
-		if (!cJSON_IsString(a) || msg_kv_put(attrbuf, sizeof(attrbuf), &alen, a->string,
-						     (uint32_t)strlen(a->string), a->valuestring,
-						     (uint32_t)strlen(a->valuestring)) < 0)
-			goto out;
-	}
-	v.id.p = id->valuestring;
-	v.id.len = (uint32_t)strlen(id->valuestring);
-	v.attrs.p = attrbuf;
-	v.attrs.len = (uint32_t)alen;
-	v.body.p = body->valuestring;
-	v.body.len = (uint32_t)strlen(body->valuestring);
-	m->len = msg_source_size(&v);
-	m->enc = malloc(m->len);
-	if (!m->enc) {
-		r = -ENOMEM;
-		goto out;
-	}
-	msg_source_encode(m->enc, m->len, &v);
-	r = 0;
-out:
-	cJSON_Delete(j);
-	return r;
-}
-
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *arg)
 {
 	struct inl *b = arg;
@@ -552,19 +512,6 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *arg)
 		b->failed++;
 	else
 		b->delivered++;
-}
-
-/* As produce's headers_of(). */
-static rd_kafka_headers_t *headers_of(struct msg_bytes list)
-{
-	rd_kafka_headers_t *h = rd_kafka_headers_new(8);
-	size_t pos = 0;
-	struct msg_kv kv;
-
-	while (msg_kv_next(list, &pos, &kv) > 0)
-		rd_kafka_header_add(h, kv.key.p, (ssize_t)kv.key.len, kv.value.p,
-				    (ssize_t)kv.value.len);
-	return h;
 }
 
 /* decrypt's work: envelope, tenant, key, AES-256-GCM. Returns the plaintext length. */
@@ -740,6 +687,8 @@ static int cmd_inline(int argc, char **argv)
 		return 111;
 	}
 	while ((len = getline(&line, &capl, f)) >= 0) {
+		const char *why;
+
 		if (len <= 1) /* blank lines are skipped, as ingest does */
 			continue;
 		if (n == n_alloc) {
@@ -748,7 +697,8 @@ static int cmd_inline(int argc, char **argv)
 			if (!msgs)
 				return 111;
 		}
-		if (load_line(line, &msgs[n]) < 0) {
+		/* As ingest's replay source reads it: JSON, then encoded. */
+		if (replay_parse(line, NULL, &msgs[n].enc, &msgs[n].len, NULL, &why) < 0) {
 			fprintf(stderr, "bench-e2e: line %zu unreadable\n", n + 1);
 			return 111;
 		}

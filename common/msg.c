@@ -103,6 +103,21 @@ int msg_kv_find(struct msg_bytes list, const char *key, struct msg_bytes *ret)
 	return r;
 }
 
+const char *msg_source_name(uint32_t source)
+{
+	switch (source) {
+	case MSG_SOURCE_REPLAY:
+		return "replay";
+	case MSG_SOURCE_SQS:
+		return "sqs";
+	case MSG_SOURCE_PUBSUB:
+		return "pubsub";
+	case MSG_SOURCE_DLQ:
+		return "dlq-replay";
+	}
+	return "unknown";
+}
+
 uint32_t msg_source_size(const struct msg_source_view *m)
 {
 	return (uint32_t)sizeof(struct source_hdr) + m->id.len + m->attrs.len + m->body.len;

@@ -43,6 +43,14 @@ enum msg_source {
 	MSG_SOURCE_DLQ = 4, /* dead letters sent again (common/dlq.h), always MSG_F_REPLAYED */
 };
 
+/*
+ * The name of an enum msg_source ("replay", "sqs", "pubsub", "dlq-replay"),
+ * "unknown" for any other value. Takes 32 bits because the shared segment
+ * keeps a source's kind in 32 bits: a torn or foreign value is "unknown",
+ * never a truncated valid one.
+ */
+const char *msg_source_name(uint32_t source);
+
 struct msg_bytes {
 	const void *p;
 	uint32_t len;

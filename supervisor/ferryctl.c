@@ -160,7 +160,7 @@ static void print_sources(const struct view *v)
 		if (len > 48)
 			name += len - 48;
 		printf("%-48.48s %-8s %-8s %10llu %10llu %8llu %8llu %9llu %8llu %7llu  %s\n", name,
-		       view_source_kind_name(s->kind),
+		       msg_source_name(s->kind),
 		       s->kind == MSG_SOURCE_REPLAY ? "-" : view_health_name(s->health),
 		       (unsigned long long)s->received, (unsigned long long)s->acked,
 		       (unsigned long long)s->handed_back, (unsigned long long)s->extended,
@@ -334,7 +334,7 @@ static cJSON *json_source(const struct view *v, unsigned i)
 
 	jnum(o, "index", i);
 	cJSON_AddStringToObject(o, "name", s->name);
-	cJSON_AddStringToObject(o, "kind", view_source_kind_name(s->kind));
+	cJSON_AddStringToObject(o, "kind", msg_source_name(s->kind));
 	jstr_or_null(o, "health",
 		     s->kind == MSG_SOURCE_REPLAY ? NULL : view_health_name(s->health));
 	jnum(o, "received", (double)s->received);

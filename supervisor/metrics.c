@@ -137,21 +137,6 @@ static const char *kind_name(uint32_t kind)
 	return kind < ARRAY_SIZE(names) ? names[kind] : "other";
 }
 
-static const char *source_kind_name(uint32_t kind)
-{
-	switch (kind) {
-	case MSG_SOURCE_REPLAY:
-		return "replay";
-	case MSG_SOURCE_SQS:
-		return "sqs";
-	case MSG_SOURCE_PUBSUB:
-		return "pubsub";
-	case MSG_SOURCE_DLQ:
-		return "dlq-replay";
-	}
-	return "unknown";
-}
-
 /* Seconds since the stage's last sign of life (its heartbeat, else its start). */
 static double heartbeat_age(const struct metrics_view *v, const struct shm_worker *c)
 {
@@ -391,7 +376,7 @@ static void render_sources(struct buf *b, const struct metrics_view *v)
 	for (unsigned i = 0; i < n; i++) {
 		sample(b, v, "ferry_source_health", "source", src[i].name,
 		       strnlen(src[i].name, SHM_SOURCE_NAME_MAX), "kind",
-		       source_kind_name(src[i].kind));
+		       msg_source_name(src[i].kind));
 		bprintf(b, "%" PRIu32 "\n", ld32(&src[i].health));
 	}
 	for (unsigned f = 0; f < ARRAY_SIZE(fam); f++) {
@@ -402,7 +387,7 @@ static void render_sources(struct buf *b, const struct metrics_view *v)
 
 			sample(b, v, fam[f].name, "source", src[i].name,
 			       strnlen(src[i].name, SHM_SOURCE_NAME_MAX), "kind",
-			       source_kind_name(src[i].kind));
+			       msg_source_name(src[i].kind));
 			bprintf(b, "%" PRIu64 "\n", ld64(val));
 		}
 	}

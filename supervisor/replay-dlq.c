@@ -13,6 +13,7 @@
 
 #include "common/dlq.h"
 #include "common/time.h"
+#include "supervisor/kafka-read.h"
 #include "supervisor/replay-dlq.h"
 
 #define EXIT_FAILED    1
@@ -92,75 +93,19 @@ static void usage(FILE *f)
 		   "system.\n");
 }
 
-static int set(rd_kafka_conf_t *conf, const char *k, const char *v)
-{
-	char errstr[512];
-
-	if (rd_kafka_conf_set(conf, k, v, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
-		fprintf(stderr, "ferryctl replay-dlq: %s: %s\n", k, errstr);
-		return -EINVAL;
-	}
-	return 0;
-}
-
-static int consumer_new(struct replay *t)
-{
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	char errstr[512];
-	int r = 0;
-
-	/* Producer-only properties (acks, linger.ms...) are ignored by a consumer. */
-	for (size_t i = 0; i < t->cfg.n_kafka && !r; i++)
-		r = set(conf, t->cfg.kafka[i].key, t->cfg.kafka[i].value);
-	/* assign() wants a group id; the group is never joined nor committed to. */
-	if (r || set(conf, "client.id", "ferryctl-replay-dlq") ||
-	    set(conf, "group.id", "ferryctl-replay-dlq") ||
-	    set(conf, "enable.auto.commit", "false") ||
-	    set(conf, "enable.auto.offset.store", "false") ||
-	    set(conf, "enable.partition.eof", "true") || set(conf, "log_level", "3")) {
-		rd_kafka_conf_destroy(conf);
-		return -EINVAL;
-	}
-	t->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-	if (!t->rk) {
-		fprintf(stderr, "ferryctl replay-dlq: %s\n", errstr);
-		rd_kafka_conf_destroy(conf);
-		return -EINVAL;
-	}
-	rd_kafka_poll_set_consumer(t->rk);
-	return 0;
-}
-
 /*
  * Every partition from --since (or its start) up to its high watermark of
  * now. Returns 0 or an exit code.
  */
 static int assign_all(struct replay *t)
 {
-	rd_kafka_topic_t *rkt = rd_kafka_topic_new(t->rk, t->topic, NULL);
-	const struct rd_kafka_metadata *md = NULL;
+	int n = kread_partitions(t->rk, t->topic, t->timeout_ms, "replay-dlq");
 	rd_kafka_topic_partition_list_t *parts, *times = NULL;
 	rd_kafka_resp_err_t err;
 
-	if (!rkt)
-		return EXIT_SYSTEM;
-	err = rd_kafka_metadata(t->rk, 0, rkt, &md, t->timeout_ms);
-	rd_kafka_topic_destroy(rkt);
-	if (err) {
-		fprintf(stderr, "ferryctl replay-dlq: metadata of '%s': %s\n", t->topic,
-			rd_kafka_err2str(err));
-		return EXIT_FAILED;
-	}
-	if (md->topic_cnt != 1 || md->topics[0].err || md->topics[0].partition_cnt < 1) {
-		fprintf(stderr, "ferryctl replay-dlq: topic '%s': %s\n", t->topic,
-			md->topic_cnt == 1 && md->topics[0].err
-				? rd_kafka_err2str(md->topics[0].err)
-				: "no partitions");
-		rd_kafka_metadata_destroy(md);
-		return EXIT_FAILED;
-	}
-	t->partitions = md->topics[0].partition_cnt;
-	rd_kafka_metadata_destroy(md);
+	if (n < 0)
+		return n == -ENOMEM ? EXIT_SYSTEM : EXIT_FAILED;
+	t->partitions = n;
 	t->high = calloc((size_t)t->partitions, sizeof(*t->high));
 	t->low = calloc((size_t)t->partitions, sizeof(*t->low));
 	if (!t->high || !t->low)
@@ -516,8 +461,8 @@ int replay_dlq_main(int argc, char **argv)
 			goto out;
 		}
 	}
-	r = consumer_new(t);
-	if (r < 0) {
+	t->rk = kread_consumer_new(&t->cfg, NULL, "replay-dlq");
+	if (!t->rk) {
 		r = EXIT_USAGE;
 		goto out;
 	}

@@ -19,6 +19,7 @@
 #include "common/registry.h"
 #include "common/time.h"
 #include "common/wire.h"
+#include "supervisor/kafka-read.h"
 #include "workers/map/catalog.h"
 
 #define EXIT_FAILED 1
@@ -423,89 +424,35 @@ out:
 	return r;
 }
 
-static int set(rd_kafka_conf_t *conf, const char *k, const char *v)
-{
-	char errstr[512];
-
-	if (rd_kafka_conf_set(conf, k, v, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK) {
-		fprintf(stderr, "ferryctl tail: %s: %s\n", k, errstr);
-		return -EINVAL;
-	}
-	return 0;
-}
-
 /* A consumer from -b, or from [kafka] of the config file. NULL on error (said). */
 static rd_kafka_t *consumer_new(const char *bootstrap, const char *config)
 {
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	char errstr[512];
+	struct ferry_config cfg;
+	char err[512];
 	rd_kafka_t *rk;
 
-	if (config) {
-		struct ferry_config cfg;
-		int r = config_load(config, &cfg, errstr, sizeof(errstr));
-
-		if (r < 0) {
-			fprintf(stderr, "ferryctl tail: %s\n", errstr);
-			config_free(&cfg);
-			rd_kafka_conf_destroy(conf);
-			return NULL;
-		}
-		/* Producer-only properties (acks, linger.ms...) are ignored by a consumer. */
-		for (size_t i = 0; i < cfg.n_kafka && !r; i++)
-			r = set(conf, cfg.kafka[i].key, cfg.kafka[i].value);
+	if (!config)
+		return kread_consumer_new(NULL, bootstrap, "tail");
+	if (config_load(config, &cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "ferryctl tail: %s\n", err);
 		config_free(&cfg);
-		if (r) {
-			rd_kafka_conf_destroy(conf);
-			return NULL;
-		}
-	}
-	/* assign() wants a group id; the group is never joined nor committed to. */
-	if ((bootstrap && set(conf, "bootstrap.servers", bootstrap)) ||
-	    set(conf, "client.id", "ferryctl-tail") || set(conf, "group.id", "ferryctl-tail") ||
-	    set(conf, "enable.auto.commit", "false") ||
-	    set(conf, "enable.auto.offset.store", "false") ||
-	    set(conf, "enable.partition.eof", "true") || set(conf, "log_level", "3")) {
-		rd_kafka_conf_destroy(conf);
 		return NULL;
 	}
-	rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
-	if (!rk) {
-		fprintf(stderr, "ferryctl tail: %s\n", errstr);
-		rd_kafka_conf_destroy(conf);
-		return NULL;
-	}
-	rd_kafka_poll_set_consumer(rk);
+	rk = kread_consumer_new(&cfg, bootstrap, "tail");
+	config_free(&cfg);
 	return rk;
 }
 
 /* Every partition from its beginning. 0 or an exit code. */
 static int assign_all(struct tail *t)
 {
-	rd_kafka_topic_t *rkt = rd_kafka_topic_new(t->rk, t->topic, NULL);
-	const struct rd_kafka_metadata *md = NULL;
+	int n = kread_partitions(t->rk, t->topic, METADATA_TIMEOUT_MS, "tail");
 	rd_kafka_topic_partition_list_t *parts;
 	rd_kafka_resp_err_t err;
 
-	if (!rkt)
-		return EXIT_SYSTEM;
-	err = rd_kafka_metadata(t->rk, 0, rkt, &md, METADATA_TIMEOUT_MS);
-	rd_kafka_topic_destroy(rkt);
-	if (err) {
-		fprintf(stderr, "ferryctl tail: metadata of '%s': %s\n", t->topic,
-			rd_kafka_err2str(err));
-		return EXIT_FAILED;
-	}
-	if (md->topic_cnt != 1 || md->topics[0].err || md->topics[0].partition_cnt < 1) {
-		fprintf(stderr, "ferryctl tail: topic '%s': %s\n", t->topic,
-			md->topic_cnt == 1 && md->topics[0].err
-				? rd_kafka_err2str(md->topics[0].err)
-				: "no partitions");
-		rd_kafka_metadata_destroy(md);
-		return EXIT_FAILED;
-	}
-	t->partitions = md->topics[0].partition_cnt;
-	rd_kafka_metadata_destroy(md);
+	if (n < 0)
+		return n == -ENOMEM ? EXIT_SYSTEM : EXIT_FAILED;
+	t->partitions = n;
 	t->eof = calloc((size_t)t->partitions, sizeof(*t->eof));
 	parts = rd_kafka_topic_partition_list_new(t->partitions);
 	if (!t->eof || !parts)

@@ -257,22 +257,6 @@ const char *view_health_name(uint32_t h)
 	return h < ARRAY_SIZE(names) ? names[h] : "?";
 }
 
-const char *view_source_kind_name(uint32_t kind)
-{
-	switch (kind) {
-	case MSG_SOURCE_SQS:
-		return "sqs";
-	case MSG_SOURCE_PUBSUB:
-		return "pubsub";
-	case MSG_SOURCE_REPLAY:
-		return "replay";
-	case MSG_SOURCE_DLQ:
-		return "dlq-replay";
-	default:
-		return "?";
-	}
-}
-
 const char *view_worker_kind_name(uint32_t kind)
 {
 	static const char *const names[] = {"other", "ingest", "decrypt", "map", "produce"};

@@ -116,7 +116,6 @@ void view_latency_delta(const struct shm_latency *a, const struct shm_latency *b
 const char *view_sstate_name(uint32_t s);
 const char *view_wstate_name(uint32_t s);
 const char *view_health_name(uint32_t h);
-const char *view_source_kind_name(uint32_t kind);
 const char *view_worker_kind_name(uint32_t kind);
 
 /* "exit 3", "signal 9", or "-" when the stage never died. */

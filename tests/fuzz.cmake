@@ -36,7 +36,8 @@ function(ferry_fuzz short)
     set(cflags)
     set(ldflags)
     # No depfile from one clang call over several sources: rebuild when any header changes.
-    file(GLOB headers CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/common/*.h ${CMAKE_SOURCE_DIR}/shm/*.h)
+    file(GLOB headers CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/common/*.h ${CMAKE_SOURCE_DIR}/shm/*.h
+         ${CMAKE_CURRENT_FUNCTION_LIST_DIR}/fuzz/*.h)
     foreach(p ${F_PKGS})
       list(APPEND cflags ${${p}_CFLAGS})
       list(APPEND ldflags ${${p}_LDFLAGS})

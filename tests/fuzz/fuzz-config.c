@@ -27,14 +27,7 @@
 #include <unistd.h>
 
 #include "common/config.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                                                   \
-	do {                                                                                       \
-		if (!(c))                                                                          \
-			abort();                                                                   \
-	} while (0)
+#include "tests/fuzz/fuzz-common.h"
 
 /* Per process: fuzzing only, so file-scope state is fine here. */
 static char dir[64];

@@ -24,14 +24,7 @@
 #include <openssl/evp.h>
 
 #include "common/envelope.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                                                   \
-	do {                                                                                       \
-		if (!(c))                                                                          \
-			abort();                                                                   \
-	} while (0)
+#include "tests/fuzz/fuzz-common.h"
 
 /* The key of the seeds (tests/unit/test-envelope.c's KEY). */
 static const unsigned char KEY[ENVELOPE_KEY_LEN] = "0123456789abcdef0123456789abcdef";

@@ -17,14 +17,7 @@
 
 #include "common/msg.h"
 #include "common/sqs.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)                                                                                   \
-	do {                                                                                       \
-		if (!(c))                                                                          \
-			abort();                                                                   \
-	} while (0)
+#include "tests/fuzz/fuzz-common.h"
 
 /* Read every byte of a view, so ASan sees a view pointing where it must not. */
 static unsigned touch(struct msg_bytes b)

@@ -778,8 +778,72 @@ static void replay_line(FILE *f, const char *id, const char *tenant, int n, cons
 static void test_bad_replay(void **state)
 {
 	static unsigned counts[BAD_GOOD];
+	/*
+	 * The bad lines that differ only in their data; the others are the
+	 * switch below. Entry k of a table goes after good event
+	 * 10 * (FIRST + k) + 5 (the raw lines from 0).
+	 */
+	static const struct raw_bad {
+		const char *line, *what, *reason; /* ingest: the replay reader */
+	} raw_bad[] = {
+		{"this line is not JSON\n", "replay line not JSON", "not a JSON object"},
+		{"{\"id\":5,\"body\":\"x\"}\n", "replay id not a string",
+		 "\"id\" and \"body\" must be strings"},
+		{"{\"id\":\"x\",\"attributes\":[1],\"body\":\"x\"}\n",
+		 "replay attributes not an object", "\"attributes\" must be an object of strings"},
+		{"{\"id\":\"x\",\"attributes\":{\"tenant\":5},\"body\":\"x\"}\n",
+		 "replay attribute not a string", "an attribute is not a string"},
+	};
+	static const struct env_bad {
+		const char *member, *raw; /* env_edit() of t01's envelope */
+		const char *tenant, *what, *reason;
+	} env_bad[] = {
+		{"v", "2", "t01", "envelope version 2", "not a version 1 envelope"},
+		{"tenant", "5", "t01", "envelope tenant not a string",
+		 "\"tenant\" is not a string"},
+		{"key", "1.5", "t01", "key version not whole", "\"key\" (the key version) is not"},
+		{"iv", NULL, "t01", "iv missing", "missing \"iv\""},
+		{"iv", "12", "t01", "iv not a string", "\"iv\" is not a string"},
+		{"iv", "\"@@@@\"", "t01", "iv bad base64", "bad base64 in \"iv\""},
+		{"iv", "\"AAAAAAAA\"", "t01", "iv of 6 bytes", "wrong IV length 6 (want 12)"},
+		{"ct", "\"AAAAAAAA\"", "t01", "ciphertext shorter than the tag",
+		 "truncated ciphertext"},
+		{"ct", NULL, "t01", "ciphertext missing", "missing \"ct\""},
+		{"aad", "\"@@@@\"", "t01", "aad bad base64", "bad base64 in \"aad\""},
+		{"aad", "\"AAAA\"", "t01", "aad not what was sealed", "tag mismatch"},
+		/* a good envelope of t01 */
+		{"v", "1", "t02", "tenant attribute other than the envelope's",
+		 "tenant mismatch: attribute 't02', envelope 't01'"},
+		{"tenant", NULL, NULL, "no tenant anywhere", "no tenant"},
+	};
+	static const struct map_bad {
+		const char *id, *ts, *type, *body; /* rd() of a legacy event, sealed for t01 */
+		const char *what, *reason;
+	} map_bad[] = {
+		{RD_ID, RD_TS, "\"" SECRET "\"", RD_BODY, "unknown legacy type",
+		 "type: unknown legacy type"},
+		{RD_ID, RD_TS, "5", RD_BODY, "type not a string",
+		 "type: wrong type (want a string)"},
+		{"", RD_TS, RD_TYPE, RD_BODY, "required field missing",
+		 "map: id: missing required field"},
+		{"\"id\":[1],", RD_TS, RD_TYPE, RD_BODY, "field of the wrong type",
+		 "map: id: wrong type"},
+		{RD_ID, "\"1969-07-20T20:17:40Z\"", RD_TYPE, RD_BODY, "timestamp out of range",
+		 "timestamp: out of range"},
+		{RD_ID, "\"yesterday\"", RD_TYPE, RD_BODY, "timestamp not a time",
+		 "map: timestamp: "},
+		{RD_ID, RD_TS, RD_TYPE, "{\"stream\":{\"streamId\":5,\"streamType\":\"ROOM\"}}",
+		 "nested field of the wrong type", "stream.streamId"},
+	};
+	enum {
+		N_RAW = sizeof(raw_bad) / sizeof(raw_bad[0]),
+		ENV_FIRST = 5,
+		N_ENV = sizeof(env_bad) / sizeof(env_bad[0]),
+		MAP_FIRST = 26,
+		N_MAP = sizeof(map_bad) / sizeof(map_bad[0]),
+	};
 	struct bad rows[64];
-	unsigned nr = 0, line = 0, dead;
+	unsigned nr = 0, line = 0, dead, c;
 	char ring[128], replay[128], id[32];
 	uint64_t all, t0 = now_ns();
 	FILE *f;
@@ -819,148 +883,41 @@ static void test_bad_replay(void **state)
 		if (i % 10 != 5)
 			continue;
 		/* After every 10th good one, the next bad one. */
-		switch (i / 10) {
-		case 0: /* ingest: the replay reader */
-			ROW("replay line not JSON", "ingest", "not a JSON object");
+		c = i / 10;
+		if (c < N_RAW) {
+			const struct raw_bad *b = &raw_bad[c];
+
+			ROW(b->what, "ingest", b->reason);
 			rows[nr].id[0] = 0;
-			fprintf(f, "this line is not JSON\n");
+			fprintf(f, "%s", b->line);
 			line++;
 			nr++;
-			break;
-		case 1:
-			ROW("replay id not a string", "ingest",
-			    "\"id\" and \"body\" must be strings");
-			rows[nr].id[0] = 0;
-			fprintf(f, "{\"id\":5,\"body\":\"x\"}\n");
-			line++;
-			nr++;
-			break;
-		case 2:
-			ROW("replay attributes not an object", "ingest",
-			    "\"attributes\" must be an object of strings");
-			rows[nr].id[0] = 0;
-			fprintf(f, "{\"id\":\"x\",\"attributes\":[1],\"body\":\"x\"}\n");
-			line++;
-			nr++;
-			break;
-		case 3:
-			ROW("replay attribute not a string", "ingest",
-			    "an attribute is not a string");
-			rows[nr].id[0] = 0;
-			fprintf(f, "{\"id\":\"x\",\"attributes\":{\"tenant\":5},\"body\":\"x\"}\n");
-			line++;
-			nr++;
-			break;
+			continue;
+		}
+		if (c >= ENV_FIRST && c < ENV_FIRST + N_ENV) {
+			const struct env_bad *b = &env_bad[c - ENV_FIRST];
+			char *e = env_edit(b->member, b->raw);
+
+			ROW(b->what, "decrypt", b->reason);
+			BAD_LINE(b->tenant, NULL, NULL, e);
+			free(e);
+			continue;
+		}
+		if (c >= MAP_FIRST && c < MAP_FIRST + N_MAP) {
+			const struct map_bad *b = &map_bad[c - MAP_FIRST];
+			char *p = rd(b->id, b->ts, b->type, b->body), *e = seal(1, p);
+
+			ROW(b->what, "map", b->reason);
+			BAD_LINE("t01", NULL, NULL, e);
+			free(e);
+			free(p);
+			continue;
+		}
+		switch (c) {
 		case 4: /* decrypt: the envelope */
 			ROW("body not an envelope", "decrypt", "body is not a JSON object");
 			BAD_LINE("t01", NULL, NULL, "plain text, not an envelope");
 			break;
-		case 5: {
-			char *e = env_edit("v", "2");
-
-			ROW("envelope version 2", "decrypt", "not a version 1 envelope");
-			BAD_LINE("t01", NULL, NULL, e);
-			free(e);
-			break;
-		}
-		case 6: {
-			char *e = env_edit("tenant", "5");
-
-			ROW("envelope tenant not a string", "decrypt",
-			    "\"tenant\" is not a string");
-			BAD_LINE("t01", NULL, NULL, e);
-			free(e);
-			break;
-		}
-		case 7: {
-			char *e = env_edit("key", "1.5");
-
-			ROW("key version not whole", "decrypt", "\"key\" (the key version) is not");
-			BAD_LINE("t01", NULL, NULL, e);
-			free(e);
-			break;
-		}
-		case 8: {
-			char *e = env_edit("iv", NULL);
-
-			ROW("iv missing", "decrypt", "missing \"iv\"");
-			BAD_LINE("t01", NULL, NULL, e);
-			free(e);
-			break;
-		}
-		case 9: {
-			char *e = env_edit("iv", "12");
-
-			ROW("iv not a string", "decrypt", "\"iv\" is not a string");
-			BAD_LINE("t01", NULL, NULL, e);
-			free(e);
-			break;
-		}
-		case 10: {
-			char *e = env_edit("iv", "\"@@@@\"");
-
-			ROW("iv bad base64", "decrypt", "bad base64 in \"iv\"");
-			BAD_LINE("t01", NULL, NULL, e);
-			free(e);
-			break;
-		}
-		case 11: {
-			char *e = env_edit("iv", "\"AAAAAAAA\"");
-
-			ROW("iv of 6 bytes", "decrypt", "wrong IV length 6 (want 12)");
-			BAD_LINE("t01", NULL, NULL, e);
-			free(e);
-			break;
-		}
-		case 12: {
-			char *e = env_edit("ct", "\"AAAAAAAA\"");
-
-			ROW("ciphertext shorter than the tag", "decrypt", "truncated ciphertext");
-			BAD_LINE("t01", NULL, NULL, e);
-			free(e);
-			break;
-		}
-		case 13: {
-			char *e = env_edit("ct", NULL);
-
-			ROW("ciphertext missing", "decrypt", "missing \"ct\"");
-			BAD_LINE("t01", NULL, NULL, e);
-			free(e);
-			break;
-		}
-		case 14: {
-			char *e = env_edit("aad", "\"@@@@\"");
-
-			ROW("aad bad base64", "decrypt", "bad base64 in \"aad\"");
-			BAD_LINE("t01", NULL, NULL, e);
-			free(e);
-			break;
-		}
-		case 15: {
-			char *e = env_edit("aad", "\"AAAA\"");
-
-			ROW("aad not what was sealed", "decrypt", "tag mismatch");
-			BAD_LINE("t01", NULL, NULL, e);
-			free(e);
-			break;
-		}
-		case 16: {
-			char *e = env_edit("v", "1"); /* a good envelope of t01 */
-
-			ROW("tenant attribute other than the envelope's", "decrypt",
-			    "tenant mismatch: attribute 't02', envelope 't01'");
-			BAD_LINE("t02", NULL, NULL, e);
-			free(e);
-			break;
-		}
-		case 17: {
-			char *e = env_edit("tenant", NULL);
-
-			ROW("no tenant anywhere", "decrypt", "no tenant");
-			BAD_LINE(NULL, NULL, NULL, e);
-			free(e);
-			break;
-		}
 		case 18: {
 			unsigned char k[ENVELOPE_KEY_LEN] = {1};
 			char *e = seal_with("t99", 1, k, SECRET);
@@ -1031,77 +988,6 @@ static void test_bad_replay(void **state)
 			free(e);
 			free(p);
 			free(q);
-			break;
-		}
-		case 26: {
-			char *p = rd(RD_ID, RD_TS, "\"" SECRET "\"", RD_BODY), *e;
-
-			e = seal(1, p);
-			ROW("unknown legacy type", "map", "type: unknown legacy type");
-			BAD_LINE("t01", NULL, NULL, e);
-			free(e);
-			free(p);
-			break;
-		}
-		case 27: {
-			char *p = rd(RD_ID, RD_TS, "5", RD_BODY), *e;
-
-			e = seal(1, p);
-			ROW("type not a string", "map", "type: wrong type (want a string)");
-			BAD_LINE("t01", NULL, NULL, e);
-			free(e);
-			free(p);
-			break;
-		}
-		case 28: {
-			char *p = rd("", RD_TS, RD_TYPE, RD_BODY), *e;
-
-			e = seal(1, p);
-			ROW("required field missing", "map", "map: id: missing required field");
-			BAD_LINE("t01", NULL, NULL, e);
-			free(e);
-			free(p);
-			break;
-		}
-		case 29: {
-			char *p = rd("\"id\":[1],", RD_TS, RD_TYPE, RD_BODY), *e;
-
-			e = seal(1, p);
-			ROW("field of the wrong type", "map", "map: id: wrong type");
-			BAD_LINE("t01", NULL, NULL, e);
-			free(e);
-			free(p);
-			break;
-		}
-		case 30: {
-			char *p = rd(RD_ID, "\"1969-07-20T20:17:40Z\"", RD_TYPE, RD_BODY), *e;
-
-			e = seal(1, p);
-			ROW("timestamp out of range", "map", "timestamp: out of range");
-			BAD_LINE("t01", NULL, NULL, e);
-			free(e);
-			free(p);
-			break;
-		}
-		case 31: {
-			char *p = rd(RD_ID, "\"yesterday\"", RD_TYPE, RD_BODY), *e;
-
-			e = seal(1, p);
-			ROW("timestamp not a time", "map", "map: timestamp: ");
-			BAD_LINE("t01", NULL, NULL, e);
-			free(e);
-			free(p);
-			break;
-		}
-		case 32: {
-			char *p = rd(RD_ID, RD_TS, RD_TYPE,
-				     "{\"stream\":{\"streamId\":5,\"streamType\":\"ROOM\"}}"),
-			     *e = seal(1, p);
-
-			ROW("nested field of the wrong type", "map", "stream.streamId");
-			BAD_LINE("t01", NULL, NULL, e);
-			free(e);
-			free(p);
 			break;
 		}
 		case 33: {

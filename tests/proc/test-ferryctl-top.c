@@ -27,10 +27,7 @@
 #include "common/msg.h"
 #include "common/time.h"
 #include "shm/segment.h"
-
-#ifndef FERRYCTL_PATH
-#error "FERRYCTL_PATH must name the ferryctl binary"
-#endif
+#include "tests/proc/ferryctl-run.h"
 
 #define N_SOURCES 60
 
@@ -133,30 +130,6 @@ static void drop_segment(struct shm_segment *seg)
 	shm_segment_unlink(instance);
 }
 
-/* Run ferryctl with args, return its exit status and what it printed on stdout. */
-static int run(const char *args, char *out, size_t len, int with_stderr)
-{
-	char cmd[512];
-	FILE *p;
-	size_t n;
-	int status;
-
-	snprintf(cmd, sizeof(cmd), "%s %s%s", FERRYCTL_PATH, args, with_stderr ? " 2>&1" : "");
-	p = popen(cmd, "r");
-	assert_non_null(p);
-	n = fread(out, 1, len - 1, p);
-	out[n] = 0;
-	status = pclose(p);
-	assert_true(WIFEXITED(status));
-	return WEXITSTATUS(status);
-}
-
-static void expect_has(const char *out, const char *needle)
-{
-	if (!strstr(out, needle))
-		fail_msg("output lacks '%s':\n%s", needle, out);
-}
-
 static cJSON *get(const cJSON *o, const char *k)
 {
 	cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -200,7 +173,7 @@ static void test_status_json(void **state)
 	(void)state;
 	assert_non_null(out);
 	snprintf(args, sizeof(args), "-i %s status --json", instance);
-	assert_int_equal(run(args, out, 1 << 18, 0), 0);
+	assert_int_equal(ferryctl_run(args, out, 1 << 18, 0), 0);
 	if (getenv("FERRY_TEST_VERBOSE"))
 		fputs(out, stderr);
 	j = cJSON_Parse(out);
@@ -294,7 +267,7 @@ static void test_status_json(void **state)
 
 	/* The text keeps its columns; CPU and RSS come last, one word each. */
 	snprintf(args, sizeof(args), "-i %s status", instance);
-	assert_int_equal(run(args, out, 1 << 18, 0), 0);
+	assert_int_equal(ferryctl_run(args, out, 1 << 18, 0), 0);
 	if (getenv("FERRY_TEST_VERBOSE"))
 		fputs(out, stderr);
 	expect_has(out, " REDELIV      CPU      RSS\n");
@@ -309,7 +282,7 @@ static void test_status_json(void **state)
 
 	/* Arguments status does not take are refused. */
 	snprintf(args, sizeof(args), "-i %s status --yaml", instance);
-	assert_int_equal(run(args, out, 1 << 18, 1), 100);
+	assert_int_equal(ferryctl_run(args, out, 1 << 18, 1), 100);
 	expect_has(out, "status: unexpected '--yaml'");
 	free(out);
 	drop_segment(seg);
@@ -659,16 +632,16 @@ static void test_top_usage(void **state)
 
 	(void)state;
 	snprintf(args, sizeof(args), "-i %s top -d abc", instance);
-	assert_int_equal(run(args, out, sizeof(out), 1), 100);
+	assert_int_equal(ferryctl_run(args, out, sizeof(out), 1), 100);
 	expect_has(out, "-d: want seconds");
 	snprintf(args, sizeof(args), "-i %s top -n 0", instance);
-	assert_int_equal(run(args, out, sizeof(out), 1), 100);
+	assert_int_equal(ferryctl_run(args, out, sizeof(out), 1), 100);
 	expect_has(out, "-n: want a number > 0, got '0'");
 	snprintf(args, sizeof(args), "-i %s top extra", instance);
-	assert_int_equal(run(args, out, sizeof(out), 1), 100);
-	assert_int_equal(run("top --help", out, sizeof(out), 1), 0);
+	assert_int_equal(ferryctl_run(args, out, sizeof(out), 1), 100);
+	assert_int_equal(ferryctl_run("top --help", out, sizeof(out), 1), 0);
 	expect_has(out, "usage: ferryctl [-i INSTANCE] top [-d SECONDS] [-n ITERATIONS]");
-	assert_int_equal(run("--help", out, sizeof(out), 1), 0);
+	assert_int_equal(ferryctl_run("--help", out, sizeof(out), 1), 0);
 	expect_has(out, "status [--json]");
 	expect_has(out, "top [-d SECONDS] [-n ITERATIONS]");
 }

@@ -13,10 +13,7 @@
 #include <cmocka.h>
 
 #include "shm/segment.h"
-
-#ifndef FERRYCTL_PATH
-#error "FERRYCTL_PATH must name the ferryctl binary"
-#endif
+#include "tests/proc/ferryctl-run.h"
 
 static char instance[64];
 
@@ -32,25 +29,7 @@ static const struct shm_ring_spec rings[] = {
 /* Run ferryctl with args, return its exit status and what it printed (both streams). */
 static int run(const char *args, char *out, size_t len)
 {
-	char cmd[512];
-	FILE *p;
-	size_t n;
-	int status;
-
-	snprintf(cmd, sizeof(cmd), "%s %s 2>&1", FERRYCTL_PATH, args);
-	p = popen(cmd, "r");
-	assert_non_null(p);
-	n = fread(out, 1, len - 1, p);
-	out[n] = 0;
-	status = pclose(p);
-	assert_true(WIFEXITED(status));
-	return WEXITSTATUS(status);
-}
-
-static void expect_has(const char *out, const char *needle)
-{
-	if (!strstr(out, needle))
-		fail_msg("output lacks '%s':\n%s", needle, out);
+	return ferryctl_run(args, out, len, 1);
 }
 
 static void test_rings(void **state)

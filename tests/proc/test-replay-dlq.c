@@ -40,69 +40,63 @@ static const char *const tenants[] = {"acme", "globex", "initech"};
 
 static char spool[128], ring[128];
 
+/* plain sealed for tenant t (key version 1) by ferry-envelope into body. */
+static void seal_into(const char *t, const char *plain, char *body, size_t len)
+{
+	char plain_path[160], cmd[512];
+	FILE *p, *s;
+
+	snprintf(plain_path, sizeof(plain_path), "%s/plain.json", E.dir);
+	s = fopen(plain_path, "w");
+	assert_non_null(s);
+	fputs(plain, s);
+	fclose(s);
+	snprintf(cmd, sizeof(cmd), "%s seal %s %s 1 < %s", ENVELOPE_PATH, ring, t, plain_path);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	assert_non_null(fgets(body, (int)len, p));
+	body[strcspn(body, "\n")] = 0;
+	assert_int_equal(pclose(p), 0);
+}
+
+/* One replay line: id, the tenant attribute, body. */
+static void put_line(FILE *f, const char *id, const char *t, const char *body)
+{
+	cJSON *j = cJSON_CreateObject();
+	char *line;
+
+	cJSON_AddStringToObject(j, "id", id);
+	cJSON_AddStringToObject(cJSON_AddObjectToObject(j, "attributes"), "tenant", t);
+	cJSON_AddStringToObject(j, "body", body);
+	line = cJSON_PrintUnformatted(j);
+	fprintf(f, "%s\n", line);
+	free(line);
+	cJSON_Delete(j);
+}
+
 /* Encrypted legacy events into the replay file conf_write() named; tenant i % 3. */
 static void write_replay(void)
 {
-	char replay[160], plain_path[160], cmd[512], plain[LEGACY_EVENT_MAX], body[4096];
-	FILE *f, *p, *s;
+	char replay[160], plain[LEGACY_EVENT_MAX], body[4096], id[16];
+	FILE *f;
 
 	snprintf(replay, sizeof(replay), "%s/replay.jsonl", E.dir);
-	snprintf(plain_path, sizeof(plain_path), "%s/plain.json", E.dir);
 	f = fopen(replay, "w");
 	assert_non_null(f);
 	for (unsigned i = 0; i < N; i++) {
 		const char *t = tenants[i % 3];
-		cJSON *j = cJSON_CreateObject(), *a;
-		char id[16], *line;
 
 		assert_true(legacy_event(i * LEGACY_NTYPES + 4, t, plain, sizeof(plain)) > 0);
-		s = fopen(plain_path, "w");
-		assert_non_null(s);
-		fputs(plain, s);
-		fclose(s);
-		snprintf(cmd, sizeof(cmd), "%s seal %s %s 1 < %s", ENVELOPE_PATH, ring, t,
-			 plain_path);
-		p = popen(cmd, "r");
-		assert_non_null(p);
-		assert_non_null(fgets(body, sizeof(body), p));
-		body[strcspn(body, "\n")] = 0;
-		assert_int_equal(pclose(p), 0);
+		seal_into(t, plain, body, sizeof(body));
 		snprintf(id, sizeof(id), "m-%03u", i);
-		cJSON_AddStringToObject(j, "id", id);
-		a = cJSON_AddObjectToObject(j, "attributes");
-		cJSON_AddStringToObject(a, "tenant", t);
-		cJSON_AddStringToObject(j, "body", body);
-		line = cJSON_PrintUnformatted(j);
-		fprintf(f, "%s\n", line);
-		free(line);
-		cJSON_Delete(j);
+		put_line(f, id, t, body);
 	}
 	/* Seq N + 1: a ROOMDEACTIVATED of globex's that map refuses (no payload). */
-	s = fopen(plain_path, "w");
-	assert_non_null(s);
-	fputs("{\"id\":\"ev-map\",\"timestamp\":1700000000000,\"type\":\"ROOMDEACTIVATED\","
-	      "\"initiator\":{\"user\":{\"userId\":7}},\"payload\":{}}",
-	      s);
-	fclose(s);
-	snprintf(cmd, sizeof(cmd), "%s seal %s globex 1 < %s", ENVELOPE_PATH, ring, plain_path);
-	p = popen(cmd, "r");
-	assert_non_null(p);
-	assert_non_null(fgets(body, sizeof(body), p));
-	body[strcspn(body, "\n")] = 0;
-	assert_int_equal(pclose(p), 0);
-	{
-		cJSON *j = cJSON_CreateObject();
-		char *line;
-
-		cJSON_AddStringToObject(j, "id", "m-map");
-		cJSON_AddStringToObject(cJSON_AddObjectToObject(j, "attributes"), "tenant",
-					"globex");
-		cJSON_AddStringToObject(j, "body", body);
-		line = cJSON_PrintUnformatted(j);
-		fprintf(f, "%s\n", line);
-		free(line);
-		cJSON_Delete(j);
-	}
+	seal_into("globex",
+		  "{\"id\":\"ev-map\",\"timestamp\":1700000000000,\"type\":\"ROOMDEACTIVATED\","
+		  "\"initiator\":{\"user\":{\"userId\":7}},\"payload\":{}}",
+		  body, sizeof(body));
+	put_line(f, "m-map", "globex", body);
 	fclose(f);
 }
 

@@ -98,13 +98,26 @@ static void has(const char *text, const char *line)
 		fail_msg("missing: %s\n--- in:\n%s", line, text);
 }
 
+/* has() of a line made from fmt (the instance, mostly). */
+static void hasf(const char *text, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void hasf(const char *text, const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	has(text, line);
+}
+
 static void test_render(void **state)
 {
 	struct fixture *f = *state;
 	struct shm_worker *produce = &f->seg->workers[3], *map0 = &f->seg->workers[1];
 	struct shm_tenant *t0 = shm_worker_tenants(f->seg, 1), *t1 = shm_worker_tenants(f->seg, 2);
 	struct shm_source *src = shm_sources(f->seg);
-	char line[256], *text;
+	char *text;
 	size_t len;
 
 	all_up(f);
@@ -140,99 +153,61 @@ static void test_render(void **state)
 	text = metrics_render(&f->v, &len);
 	assert_non_null(text);
 	assert_int_equal(strlen(text), len);
-	snprintf(line, sizeof(line),
-		 "ferry_stage_records_in_total{instance=\"%s\",stage=\"map.0\"} 12\n", f->instance);
-	has(text, line);
-	snprintf(line, sizeof(line), "ferry_stage_up{instance=\"%s\",stage=\"produce\"} 1\n",
-		 f->instance);
-	has(text, line);
-	snprintf(line, sizeof(line),
-		 "ferry_stage_cpu_seconds_total{instance=\"%s\",stage=\"map.0\"} 1.5\n",
-		 f->instance);
-	has(text, line);
-	snprintf(line, sizeof(line),
-		 "ferry_stage_resident_memory_bytes{instance=\"%s\",stage=\"map.0\"} 8388608\n",
-		 f->instance);
-	has(text, line);
-	snprintf(line, sizeof(line),
-		 "ferry_stage_recent_deaths{instance=\"%s\",stage=\"map.0\"} 2\n", f->instance);
-	has(text, line);
-	snprintf(line, sizeof(line),
-		 "ferry_stage_heartbeat_age_seconds{instance=\"%s\",stage=\"map.1\"} 0.500\n",
-		 f->instance);
-	has(text, line);
-	snprintf(line, sizeof(line),
-		 "ferry_stage_redelivered_total{instance=\"%s\",stage=\"produce\"} 3\n",
-		 f->instance);
-	has(text, line);
+	hasf(text, "ferry_stage_records_in_total{instance=\"%s\",stage=\"map.0\"} 12\n",
+	     f->instance);
+	hasf(text, "ferry_stage_up{instance=\"%s\",stage=\"produce\"} 1\n", f->instance);
+	hasf(text, "ferry_stage_cpu_seconds_total{instance=\"%s\",stage=\"map.0\"} 1.5\n",
+	     f->instance);
+	hasf(text, "ferry_stage_resident_memory_bytes{instance=\"%s\",stage=\"map.0\"} 8388608\n",
+	     f->instance);
+	hasf(text, "ferry_stage_recent_deaths{instance=\"%s\",stage=\"map.0\"} 2\n", f->instance);
+	hasf(text, "ferry_stage_heartbeat_age_seconds{instance=\"%s\",stage=\"map.1\"} 0.500\n",
+	     f->instance);
+	hasf(text, "ferry_stage_redelivered_total{instance=\"%s\",stage=\"produce\"} 3\n",
+	     f->instance);
 	has(text, "# HELP ferry_stage_up ");
 	has(text, "# TYPE ferry_stage_up gauge\n");
 	has(text, "# TYPE ferry_stage_restarts_total counter\n");
 	has(text, "# TYPE ferry_delivery_latency_seconds histogram\n");
 	/* rings */
-	snprintf(line, sizeof(line),
-		 "ferry_ring_capacity_bytes{instance=\"%s\",ring=\"map.0>produce\"} 65536\n",
-		 f->instance);
-	has(text, line);
-	snprintf(line, sizeof(line), "ferry_ring_used_bytes{instance=\"%s\",ring=\"acks\"} 0\n",
-		 f->instance);
-	has(text, line);
+	hasf(text, "ferry_ring_capacity_bytes{instance=\"%s\",ring=\"map.0>produce\"} 65536\n",
+	     f->instance);
+	hasf(text, "ferry_ring_used_bytes{instance=\"%s\",ring=\"acks\"} 0\n", f->instance);
 	/* sources, the name escaped */
-	snprintf(line, sizeof(line),
-		 "ferry_source_health{instance=\"%s\",source=\"https://sqs.example/1/"
-		 "q\\\"uote\\\\back\","
-		 "kind=\"sqs\"} 2\n",
-		 f->instance);
-	has(text, line);
-	snprintf(line, sizeof(line),
-		 "ferry_source_inflight{instance=\"%s\",source=\"replay.jsonl\",kind=\"replay\"} "
-		 "0\n",
-		 f->instance);
-	has(text, line);
+	hasf(text,
+	     "ferry_source_health{instance=\"%s\",source=\"https://sqs.example/1/"
+	     "q\\\"uote\\\\back\","
+	     "kind=\"sqs\"} 2\n",
+	     f->instance);
+	hasf(text,
+	     "ferry_source_inflight{instance=\"%s\",source=\"replay.jsonl\",kind=\"replay\"} "
+	     "0\n",
+	     f->instance);
 	has(text, "kind=\"sqs\"} 40\n");
 	/* tenants: summed over the two map shards */
-	snprintf(line, sizeof(line),
-		 "ferry_tenant_events_total{instance=\"%s\",tenant=\"acme\",stage=\"map\"} 11\n",
-		 f->instance);
-	has(text, line);
-	snprintf(line, sizeof(line),
-		 "ferry_tenant_dead_letters_total{instance=\"%s\",tenant=\"acme\",stage=\"map\"} "
-		 "1\n",
-		 f->instance);
-	has(text, line);
+	hasf(text, "ferry_tenant_events_total{instance=\"%s\",tenant=\"acme\",stage=\"map\"} 11\n",
+	     f->instance);
+	hasf(text,
+	     "ferry_tenant_dead_letters_total{instance=\"%s\",tenant=\"acme\",stage=\"map\"} "
+	     "1\n",
+	     f->instance);
 	has(text, "tenant=\"we\\\"ird\\\\ten\\nant\",stage=\"map\"} 1\n");
 	/* the histogram: cumulative, le in seconds, +Inf = _count */
-	snprintf(line, sizeof(line),
-		 "ferry_delivery_latency_seconds_bucket{instance=\"%s\",le=\"0.00025\"} 1\n",
-		 f->instance);
-	has(text, line);
-	snprintf(line, sizeof(line),
-		 "ferry_delivery_latency_seconds_bucket{instance=\"%s\",le=\"0.0005\"} 2\n",
-		 f->instance);
-	has(text, line);
-	snprintf(line, sizeof(line),
-		 "ferry_delivery_latency_seconds_bucket{instance=\"%s\",le=\"2.5\"} 3\n",
-		 f->instance);
-	has(text, line);
-	snprintf(line, sizeof(line),
-		 "ferry_delivery_latency_seconds_bucket{instance=\"%s\",le=\"300\"} 3\n",
-		 f->instance);
-	has(text, line);
-	snprintf(line, sizeof(line),
-		 "ferry_delivery_latency_seconds_bucket{instance=\"%s\",le=\"+Inf\"} 4\n",
-		 f->instance);
-	has(text, line);
-	snprintf(line, sizeof(line), "ferry_delivery_latency_seconds_count{instance=\"%s\"} 4\n",
-		 f->instance);
-	has(text, line);
-	snprintf(line, sizeof(line),
-		 "ferry_delivery_latency_seconds_sum{instance=\"%s\"} 402.000550\n", f->instance);
-	has(text, line);
+	hasf(text, "ferry_delivery_latency_seconds_bucket{instance=\"%s\",le=\"0.00025\"} 1\n",
+	     f->instance);
+	hasf(text, "ferry_delivery_latency_seconds_bucket{instance=\"%s\",le=\"0.0005\"} 2\n",
+	     f->instance);
+	hasf(text, "ferry_delivery_latency_seconds_bucket{instance=\"%s\",le=\"2.5\"} 3\n",
+	     f->instance);
+	hasf(text, "ferry_delivery_latency_seconds_bucket{instance=\"%s\",le=\"300\"} 3\n",
+	     f->instance);
+	hasf(text, "ferry_delivery_latency_seconds_bucket{instance=\"%s\",le=\"+Inf\"} 4\n",
+	     f->instance);
+	hasf(text, "ferry_delivery_latency_seconds_count{instance=\"%s\"} 4\n", f->instance);
+	hasf(text, "ferry_delivery_latency_seconds_sum{instance=\"%s\"} 402.000550\n", f->instance);
 	/* ferryd itself */
-	snprintf(line, sizeof(line), "ferry_process_open_fds{instance=\"%s\"} 9\n", f->instance);
-	has(text, line);
-	snprintf(line, sizeof(line), "ferry_healthy{instance=\"%s\"} 1\n", f->instance);
-	has(text, line);
+	hasf(text, "ferry_process_open_fds{instance=\"%s\"} 9\n", f->instance);
+	hasf(text, "ferry_healthy{instance=\"%s\"} 1\n", f->instance);
 	/* Every sample line's family has HELP and TYPE before it. */
 	for (char *p = text, *nl; *p; p = nl + 1) {
 		char name[128], want[160];

@@ -11,11 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "common/log.h"
 #include "common/time.h"
 #include "workers/ingest/ingest.h"
+#include "workers/ingest/replay-line.h"
 
 #define BATCH 64
 
@@ -42,65 +41,6 @@ struct replay {
 	size_t remaining; /* messages not yet handed on */
 };
 
-/* Parse one replay line into m. Returns 0 or -EINVAL with *why. */
-static int replay_parse(const char *line, const char *tenant_attr, unsigned shards,
-			struct replay_msg *m, const char **why)
-{
-	cJSON *j = cJSON_Parse(line), *id, *attrs, *body, *a;
-	unsigned char attrbuf[65536];
-	size_t alen = 0;
-	struct msg_source_view v = {.source = MSG_SOURCE_REPLAY};
-	struct msg_bytes tenant;
-	int r = -EINVAL;
-
-	*why = NULL;
-	if (!j || !cJSON_IsObject(j)) {
-		*why = "not a JSON object";
-		goto out;
-	}
-	id = cJSON_GetObjectItemCaseSensitive(j, "id");
-	attrs = cJSON_GetObjectItemCaseSensitive(j, "attributes");
-	body = cJSON_GetObjectItemCaseSensitive(j, "body");
-	if (!cJSON_IsString(id) || !cJSON_IsString(body)) {
-		*why = "\"id\" and \"body\" must be strings";
-		goto out;
-	}
-	if (attrs && !cJSON_IsObject(attrs)) {
-		*why = "\"attributes\" must be an object of strings";
-		goto out;
-	}
-	cJSON_ArrayForEach(a, attrs)
-	{
-		if (!cJSON_IsString(a) || msg_kv_put(attrbuf, sizeof(attrbuf), &alen, a->string,
-						     (uint32_t)strlen(a->string), a->valuestring,
-						     (uint32_t)strlen(a->valuestring)) < 0) {
-			*why = "an attribute is not a string, or they are too large";
-			goto out;
-		}
-	}
-	v.id.p = id->valuestring;
-	v.id.len = (uint32_t)strlen(id->valuestring);
-	v.attrs.p = attrbuf;
-	v.attrs.len = (uint32_t)alen;
-	v.body.p = body->valuestring;
-	v.body.len = (uint32_t)strlen(body->valuestring);
-	m->len = msg_source_size(&v);
-	m->enc = malloc(m->len);
-	if (!m->enc) {
-		r = -ENOMEM;
-		*why = "out of memory";
-		goto out;
-	}
-	msg_source_encode(m->enc, m->len, &v);
-	if (msg_kv_find(v.attrs, tenant_attr, &tenant) <= 0)
-		tenant = v.id;
-	m->shard = ingest_hash(tenant.p, tenant.len) % shards;
-	r = 0;
-out:
-	cJSON_Delete(j);
-	return r;
-}
-
 /*
  * Load a replay file: one JSON object per line. A line that cannot be
  * read is not dropped: it travels as a dead letter naming file:line.
@@ -119,6 +59,7 @@ static int replay_load(struct replay *g, const char *path, const char *tenant_at
 	}
 	while ((len = getline(&line, &cap, f)) >= 0) {
 		struct replay_msg m = {0};
+		struct msg_bytes tenant;
 		const char *why;
 		int r;
 
@@ -137,7 +78,9 @@ static int replay_load(struct replay *g, const char *path, const char *tenant_at
 			}
 			g->msgs = nm;
 		}
-		r = replay_parse(line, tenant_attr, shards, &m, &why);
+		r = replay_parse(line, tenant_attr, &m.enc, &m.len, &tenant, &why);
+		if (!r)
+			m.shard = ingest_hash(tenant.p, tenant.len) % shards;
 		if (r == -ENOMEM) {
 			free(line);
 			fclose(f);

@@ -79,21 +79,6 @@ static void map_fini(struct worker *w)
 	w->ctx = NULL;
 }
 
-static const char *source_name(uint16_t source)
-{
-	switch (source) {
-	case MSG_SOURCE_REPLAY:
-		return "replay";
-	case MSG_SOURCE_SQS:
-		return "sqs";
-	case MSG_SOURCE_PUBSUB:
-		return "pubsub";
-	case MSG_SOURCE_DLQ:
-		return "dlq-replay";
-	}
-	return "unknown";
-}
-
 /* The trace id of a source message: the attributes tracing systems use, first found. */
 static int trace_id(struct msg_bytes attrs, struct msg_bytes *ret)
 {
@@ -194,7 +179,7 @@ static int map_handle(struct worker *w, const struct ring_rec *rec, const char *
 	hlen = m.attrs.len;
 	snprintf(seq, sizeof(seq), "%" PRIu64, rec->seq);
 	legacy = mapper_legacy_type(ctx->mapper);
-	source = source_name(m.source);
+	source = msg_source_name(m.source);
 	if (msg_kv_put(headers, HEADERS_MAX, &hlen, "ferry-tenant", 12, tenant.p, tenant.len) ||
 	    msg_kv_put(headers, HEADERS_MAX, &hlen, "ferry-legacy-type", 17, legacy,
 		       (uint32_t)strlen(legacy)) ||

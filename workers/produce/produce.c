@@ -47,6 +47,7 @@
 #include "common/time.h"
 #include "workers/common/worker.h"
 #include "workers/map/catalog.h"
+#include "workers/produce/headers.h"
 
 #define BATCH	 256
 #define RETRY_NS 1000000000ull
@@ -135,18 +136,6 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *arg)
 	e->retry_at = now_ns() + RETRY_NS;
 	log_warning("seq %" PRIu64 ": %s%s", e->rec->seq, e->reason,
 		    e->dead ? " (dead letter; will retry)" : " (becomes a dead letter)");
-}
-
-static rd_kafka_headers_t *headers_of(struct msg_bytes list)
-{
-	rd_kafka_headers_t *h = rd_kafka_headers_new(8);
-	size_t pos = 0;
-	struct msg_kv kv;
-
-	while (msg_kv_next(list, &pos, &kv) > 0)
-		rd_kafka_header_add(h, kv.key.p, (ssize_t)kv.key.len, kv.value.p,
-				    (ssize_t)kv.value.len);
-	return h;
 }
 
 static const char *stage_name(unsigned kind)
