@@ -651,6 +651,21 @@ static int produce_init(struct worker *w)
 	w->cb->redelivered += w->cb->inflight;
 	w->cb->inflight = 0;
 	conf = rd_kafka_conf_new();
+	/*
+	 * Kafka unreachable for a while is an outage to ride out, not a reason
+	 * to give events up: without a timeout librdkafka retries them until
+	 * Kafka is back (backpressure holds the sources meanwhile), and only a
+	 * permanent refusal (too large, not authorized, no such topic) comes
+	 * back as a delivery error and becomes a dead letter. librdkafka's
+	 * default of 5 minutes would turn an outage into dead letters without
+	 * values (never plaintext there), which cannot be replayed. A
+	 * message.timeout.ms in [kafka] still takes precedence.
+	 */
+	if (rd_kafka_conf_set(conf, "message.timeout.ms", "0", err, sizeof(err))) {
+		log_err("librdkafka: %s", err);
+		rd_kafka_conf_destroy(conf);
+		return -EINVAL;
+	}
 	for (size_t i = 0; i < w->cfg.n_kafka; i++) {
 		if (rd_kafka_conf_set(conf, w->cfg.kafka[i].key, w->cfg.kafka[i].value, err,
 				      sizeof(err)) != RD_KAFKA_CONF_OK) {
