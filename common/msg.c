@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#define SOURCE_MAGIC 0x31534d46u /* "FMS1" */
+#define SOURCE_MAGIC 0x32534d46u /* "FMS2": FMS1 lacked orig */
 #define EVENT_MAGIC  0x34564546u /* "FEV4": FEV1-3 lacked the type, room, received_ns */
 #define DEAD_MAGIC   0x31444c46u /* "FLD1" */
 
@@ -18,6 +18,8 @@ struct source_hdr {
 	uint32_t attrs_len;
 	uint32_t body_len;
 	uint64_t received_ns;
+	uint32_t orig_len; /* past decrypt: the body as received, after body */
+	uint32_t pad;
 };
 
 struct event_hdr {
@@ -42,7 +44,7 @@ struct dead_hdr {
 	uint32_t pad;
 };
 
-_Static_assert(sizeof(struct source_hdr) == 32, "source header");
+_Static_assert(sizeof(struct source_hdr) == 40, "source header");
 _Static_assert(sizeof(struct event_hdr) == 40, "event header");
 _Static_assert(sizeof(struct dead_hdr) == 16, "dead header");
 
@@ -120,7 +122,8 @@ const char *msg_source_name(uint32_t source)
 
 uint32_t msg_source_size(const struct msg_source_view *m)
 {
-	return (uint32_t)sizeof(struct source_hdr) + m->id.len + m->attrs.len + m->body.len;
+	return (uint32_t)sizeof(struct source_hdr) + m->id.len + m->attrs.len + m->body.len +
+	       m->orig.len;
 }
 
 uint32_t msg_event_size(const struct msg_event_view *e)
@@ -143,15 +146,15 @@ static unsigned char *put(unsigned char *p, struct msg_bytes b)
 
 int64_t msg_source_encode(void *dst, size_t cap, const struct msg_source_view *m)
 {
-	struct source_hdr h = {SOURCE_MAGIC, m->source,	   m->flags,	m->source_idx,
-			       m->id.len,    m->attrs.len, m->body.len, m->received_ns};
+	struct source_hdr h = {SOURCE_MAGIC, m->source,	  m->flags,	  m->source_idx, m->id.len,
+			       m->attrs.len, m->body.len, m->received_ns, m->orig.len,	 0};
 	uint32_t size = msg_source_size(m);
 	unsigned char *p = dst;
 
 	if (size > cap)
 		return -ENOBUFS;
 	memcpy(p, &h, sizeof(h));
-	p = put(put(put(p + sizeof(h), m->id), m->attrs), m->body);
+	p = put(put(put(put(p + sizeof(h), m->id), m->attrs), m->body), m->orig);
 	return size;
 }
 
@@ -222,7 +225,8 @@ int msg_source_decode(const void *buf, uint32_t len, struct msg_source_view *ret
 	ret->source_idx = h.source_idx;
 	ret->received_ns = h.received_ns;
 	if (take(&p, &left, h.id_len, &ret->id) || take(&p, &left, h.attrs_len, &ret->attrs) ||
-	    take(&p, &left, h.body_len, &ret->body) || left)
+	    take(&p, &left, h.body_len, &ret->body) || take(&p, &left, h.orig_len, &ret->orig) ||
+	    left)
 		return -EBADMSG;
 	return 0;
 }

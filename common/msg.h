@@ -65,6 +65,12 @@ struct msg_source_view {
 	struct msg_bytes id;
 	struct msg_bytes attrs; /* encoded key/value list */
 	struct msg_bytes body;
+	/*
+	 * Past decrypt (MSG_F_PLAINTEXT): the body as received, still
+	 * encrypted, so that a later stage's dead letter carries it instead
+	 * of the plaintext and can be replayed. Empty before decrypt.
+	 */
+	struct msg_bytes orig;
 };
 
 #define MSG_F_REPLAYED	0x1 /* came back from the dead-letter topic */

@@ -194,6 +194,18 @@ static void test_source_and_dead(void **state)
 	assert_int_equal(msg_set_received(MSG_REC_SOURCE, dead, (uint32_t)n, 1), -EBADMSG);
 	assert_int_equal(msg_set_received(MSG_REC_DEAD, dead, 20, 1), -EBADMSG);
 	assert_int_equal(msg_set_received(MSG_REC_SOURCE, buf, 8, 1), -EBADMSG);
+
+	/* Past decrypt: the plaintext body and, after it, the envelope as received. */
+	m.flags = MSG_F_PLAINTEXT;
+	m.orig = B("{\"v\":1,\"tenant\":\"acme\",\"ct\":\"AAAA\"}");
+	n = msg_source_encode(buf, sizeof(buf), &m);
+	assert_int_equal(n, msg_source_size(&m));
+	assert_int_equal(msg_source_decode(buf, (uint32_t)n, &d), 0);
+	assert_int_equal(d.body.len, m.body.len);
+	assert_memory_equal(d.body.p, m.body.p, m.body.len);
+	assert_int_equal(d.orig.len, m.orig.len);
+	assert_memory_equal(d.orig.p, m.orig.p, m.orig.len);
+	assert_int_equal(msg_source_decode(buf, (uint32_t)n - 1, &d), -EBADMSG);
 }
 
 static void test_kv(void **state)

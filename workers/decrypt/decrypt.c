@@ -178,7 +178,9 @@ static int decrypt_open(struct worker *w, const struct ring_rec *rec, const char
 	}
 	o.body.p = e.ct;
 	o.body.len = (uint32_t)(e.ct_len - ENVELOPE_TAG_LEN);
-	o.flags |= MSG_F_PLAINTEXT; /* a dead letter of a later stage must not carry it */
+	/* A dead letter of a later stage carries the envelope as received, never the plaintext. */
+	o.flags |= MSG_F_PLAINTEXT;
+	o.orig = m.body;
 	size = msg_source_size(&o);
 	p = worker_reserve(w, 0, size);
 	if (!p) {
@@ -194,7 +196,8 @@ static int decrypt_open(struct worker *w, const struct ring_rec *rec, const char
 		snprintf(d->why, sizeof(d->why), "decrypt: %.250s", why);
 		goto out;
 	}
-	n = envelope_decrypt(&e, key, p + size - o.body.len, o.body.len, why, sizeof(why));
+	n = envelope_decrypt(&e, key, p + size - o.orig.len - o.body.len, o.body.len, why,
+			     sizeof(why));
 	keyring_release(d->keys);
 	if (n < 0) {
 		snprintf(d->why, sizeof(d->why), "decrypt: %.120s (tenant '%.64s', key version %u)",

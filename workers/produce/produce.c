@@ -174,10 +174,15 @@ static rd_kafka_resp_err_t produce_dead(struct worker *w, const struct ring_rec 
 		key = src.id;
 		value = src.body; /* as received: still encrypted */
 		if (src.flags & MSG_F_PLAINTEXT) {
-			/* Past decrypt (map's dead letters): the body is plaintext. */
-			value = (struct msg_bytes){0};
-			rd_kafka_header_add(h, "ferry-dead-value-dropped", -1,
-					    "decrypted plaintext", -1);
+			/*
+			 * Past decrypt (map's dead letters): the body is plaintext.
+			 * The envelope as received goes instead (replay-dlq can send
+			 * it again); a record without it goes without a value.
+			 */
+			value = src.orig;
+			if (!value.len)
+				rd_kafka_header_add(h, "ferry-dead-value-dropped", -1,
+						    "decrypted plaintext", -1);
 		}
 	} else if (rec->type == MSG_REC_EVENT && msg_event_decode(rec->data, rec->len, &ev) == 0) {
 		/*
