@@ -194,32 +194,40 @@ int segment_there(void *unused)
 }
 
 /* fork+exec ferryd on E.conf, its stdout and stderr appended to ferryd.log. */
-void ferryd_spawn(const char *watchdog_usec, const char *poison)
+pid_t ferryd_spawn_at(const char *conf, const char *log, const char *watchdog_usec,
+		      const char *poison)
 {
-	char log[128];
+	pid_t pid = fork();
 
-	snprintf(log, sizeof(log), "%s/ferryd.log", E.dir);
-	E.ferryd = fork();
-	assert_true(E.ferryd >= 0);
-	if (E.ferryd == 0) {
+	assert_true(pid >= 0);
+	if (pid == 0) {
 		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
 
 		dup2(fd, 1);
 		dup2(fd, 2);
 		setenv("NOTIFY_SOCKET", E.notify_path, 1);
 		if (watchdog_usec) {
-			char pid[16];
+			char pid_s[16];
 
-			snprintf(pid, sizeof(pid), "%d", (int)getpid());
+			snprintf(pid_s, sizeof(pid_s), "%d", (int)getpid());
 			setenv("WATCHDOG_USEC", watchdog_usec, 1);
-			setenv("WATCHDOG_PID", pid, 1);
+			setenv("WATCHDOG_PID", pid_s, 1);
 		}
 		if (poison)
 			setenv("FERRY_TEST_POISON", poison, 1);
 		setenv("FERRY_LOG", "stderr", 1);
-		execl(FERRYD_PATH, FERRYD_PATH, "-c", E.conf, (char *)NULL);
+		execl(FERRYD_PATH, FERRYD_PATH, "-c", conf, (char *)NULL);
 		_exit(127);
 	}
+	return pid;
+}
+
+void ferryd_spawn(const char *watchdog_usec, const char *poison)
+{
+	char log[128];
+
+	snprintf(log, sizeof(log), "%s/ferryd.log", E.dir);
+	E.ferryd = ferryd_spawn_at(E.conf, log, watchdog_usec, poison);
 }
 
 /* ferryd.log as it is now, in buf. */
@@ -246,14 +254,12 @@ void ferryd_start(const char *watchdog_usec, const char *poison)
 }
 
 /* No stage may have tripped a sanitizer: a crash it survived would hide it. */
-void check_log_clean(void)
+void check_log_clean_at(const char *path)
 {
-	char path[128], *line = NULL;
+	char *line = NULL;
 	size_t cap = 0;
-	FILE *f;
+	FILE *f = fopen(path, "r");
 
-	snprintf(path, sizeof(path), "%s/ferryd.log", E.dir);
-	f = fopen(path, "r");
 	if (!f)
 		return;
 	while (getline(&line, &cap, f) > 0)
@@ -261,6 +267,14 @@ void check_log_clean(void)
 			fail_msg("%s: %s", path, line);
 	free(line);
 	fclose(f);
+}
+
+void check_log_clean(void)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "%s/ferryd.log", E.dir);
+	check_log_clean_at(path);
 }
 
 /* SIGTERM ferryd and expect a drained exit 0. */
@@ -277,11 +291,12 @@ void ferryd_stop(void)
 }
 
 /*
- * Read topic back: counts[seq] += 1 for each record (by its ferry-seq
- * header), up to n. Returns the number of records; *reason gets the first
+ * Read topic back: counts[v] += 1 for each record whose header key has the
+ * number v < limit. Returns the number of records; *reason gets the first
  * dead-letter reason seen (if asked).
  */
-unsigned dump(const char *topic, unsigned *counts, unsigned n, char *reason, size_t rlen)
+static unsigned dump_by(const char *topic, const char *key, unsigned *counts, unsigned limit,
+			char *reason, size_t rlen)
 {
 	char cmd[512], *line = NULL;
 	size_t cap = 0;
@@ -293,15 +308,15 @@ unsigned dump(const char *topic, unsigned *counts, unsigned n, char *reason, siz
 	p = popen(cmd, "r");
 	assert_non_null(p);
 	while (getline(&line, &cap, p) > 0) {
-		cJSON *j = cJSON_Parse(line), *h, *seq, *why;
+		cJSON *j = cJSON_Parse(line), *h, *v, *why;
 
 		assert_non_null(j);
 		h = cJSON_GetObjectItemCaseSensitive(j, "headers");
-		seq = cJSON_GetObjectItemCaseSensitive(h, "ferry-seq");
+		v = cJSON_GetObjectItemCaseSensitive(h, key);
 		why = cJSON_GetObjectItemCaseSensitive(h, "ferry-dead-reason");
-		assert_true(cJSON_IsString(seq));
-		if (strtoul(seq->valuestring, NULL, 10) <= n)
-			counts[strtoul(seq->valuestring, NULL, 10)]++;
+		assert_true(cJSON_IsString(v));
+		if (strtoul(v->valuestring, NULL, 10) < limit)
+			counts[strtoul(v->valuestring, NULL, 10)]++;
 		if (reason && cJSON_IsString(why) && !reason[0])
 			snprintf(reason, rlen, "%s", why->valuestring);
 		cJSON_Delete(j);
@@ -310,6 +325,11 @@ unsigned dump(const char *topic, unsigned *counts, unsigned n, char *reason, siz
 	free(line);
 	assert_int_equal(pclose(p), 0);
 	return total;
+}
+
+unsigned dump(const char *topic, unsigned *counts, unsigned n, char *reason, size_t rlen)
+{
+	return dump_by(topic, "ferry-seq", counts, n + 1, reason, rlen);
 }
 
 /* Every seq 1..n in counts at least once; returns the duplicates. */
@@ -516,36 +536,9 @@ int sources_acked(void *n)
 	return sum >= *(uint64_t *)n;
 }
 
-/*
- * Read a topic back and count each message by its attribute "n" (which map
- * passes on as a header) in counts[n]. Returns the records read.
- */
 unsigned dump_n(const char *topic, unsigned *counts, unsigned n)
 {
-	char cmd[512], *line = NULL;
-	size_t cap = 0;
-	unsigned total = 0;
-	FILE *p;
-
-	snprintf(cmd, sizeof(cmd), "%s -b %s -t %s --idle-ms 1500 --timeout-ms 60000",
-		 KAFKA_DUMP_PATH, E.bootstrap, topic);
-	p = popen(cmd, "r");
-	assert_non_null(p);
-	while (getline(&line, &cap, p) > 0) {
-		cJSON *j = cJSON_Parse(line), *h, *v;
-
-		assert_non_null(j);
-		h = cJSON_GetObjectItemCaseSensitive(j, "headers");
-		v = cJSON_GetObjectItemCaseSensitive(h, "n");
-		assert_true(cJSON_IsString(v));
-		if (strtoul(v->valuestring, NULL, 10) < n)
-			counts[strtoul(v->valuestring, NULL, 10)]++;
-		cJSON_Delete(j);
-		total++;
-	}
-	free(line);
-	assert_int_equal(pclose(p), 0);
-	return total;
+	return dump_by(topic, "n", counts, n, NULL, 0);
 }
 
 /* Send n legacy events (ROOMDEACTIVATED, one catalog event each) to an SQS queue. */
@@ -633,6 +626,48 @@ unsigned pubsub_left(const struct pubsub_emu *e, const char *sub)
 	pubsub_request_free(rq);
 	curl_easy_cleanup(c);
 	return n;
+}
+
+void pubsub_fill(const struct pubsub_emu *e, const char *topic, unsigned first, unsigned n)
+{
+	enum { BATCH = 100 };
+	struct pubsub_out_msg *out = calloc(BATCH, sizeof(*out));
+	char(*plain)[LEGACY_EVENT_MAX] = calloc(BATCH, sizeof(*plain));
+	char(*kv)[64] = calloc(BATCH, sizeof(*kv));
+	char err[512] = "";
+
+	assert_true(out && plain && kv);
+	for (unsigned i = 0; i < n; i += BATCH) {
+		struct pubsub_request *rq = NULL;
+		unsigned k;
+
+		for (k = 0; k < BATCH && i + k < n; k++) {
+			unsigned num = first + i + k;
+			char tenant[8], nums[16];
+			size_t pos = 0;
+
+			snprintf(tenant, sizeof(tenant), "t%02u", num % 20);
+			snprintf(nums, sizeof(nums), "%u", num);
+			assert_true(legacy_event(num * LEGACY_NTYPES + 4, tenant, plain[k],
+						 sizeof(plain[k])) > 0);
+			assert_int_equal(msg_kv_put(kv[k], sizeof(kv[k]), &pos, "tenant", 6, tenant,
+						    (uint32_t)strlen(tenant)),
+					 0);
+			assert_int_equal(msg_kv_put(kv[k], sizeof(kv[k]), &pos, "n", 1, nums,
+						    (uint32_t)strlen(nums)),
+					 0);
+			out[k] = (struct pubsub_out_msg){
+				.data = {plain[k], (uint32_t)strlen(plain[k])},
+				.attrs = {kv[k], (uint32_t)pos},
+			};
+		}
+		pubsub_must(rq,
+			    pubsub_publish_new(e->base, NULL, topic, out, k, &rq, err, sizeof(err)),
+			    err);
+	}
+	free(out);
+	free(plain);
+	free(kv);
 }
 
 /* Start tests/registry/fixture.js on a port of its choosing; its URL into E.registry_url. */

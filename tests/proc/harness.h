@@ -99,6 +99,10 @@ int segment_there(void *unused);
 /* fork+exec ferryd on E.conf, its stdout and stderr appended to ferryd.log. */
 void ferryd_spawn(const char *watchdog_usec, const char *poison);
 
+/* The same on another config and log (a second instance); returns its pid. */
+pid_t ferryd_spawn_at(const char *conf, const char *log, const char *watchdog_usec,
+		      const char *poison);
+
 /* ferryd.log as it is now, in buf. */
 void read_log(char *buf, size_t len);
 
@@ -106,6 +110,9 @@ void ferryd_start(const char *watchdog_usec, const char *poison);
 
 /* No stage may have tripped a sanitizer: a crash it survived would hide it. */
 void check_log_clean(void);
+
+/* The same for the log at path. */
+void check_log_clean_at(const char *path);
 
 /* SIGTERM ferryd and expect a drained exit 0. */
 void ferryd_stop(void);
@@ -169,6 +176,12 @@ void pubsub_must(struct pubsub_request *rq, int built, const char *err);
 
 /* Messages of a Pub/Sub subscription still there (a pull that returns at once). */
 unsigned pubsub_left(const struct pubsub_emu *e, const char *sub);
+
+/*
+ * Publish n legacy events (ROOMDEACTIVATED) to a Pub/Sub topic of e, in
+ * batches of 100: attributes tenant (t00-t19) and n = first, first + 1, ...
+ */
+void pubsub_fill(const struct pubsub_emu *e, const char *topic, unsigned first, unsigned n);
 
 /* Start tests/registry/fixture.js on a port of its choosing; its URL into E.registry_url. */
 void registry_start(void);

@@ -781,8 +781,7 @@ static void test_sources(void **state)
 	f = fopen(subs, "w");
 	assert_non_null(f);
 	for (unsigned t = 0; t < PS_SUBS; t++) {
-		struct pubsub_out_msg out[PS_PER];
-		char topic[128], sub[128], plain[PS_PER][LEGACY_EVENT_MAX], kv[PS_PER][64];
+		char topic[128], sub[128];
 		struct pubsub_request *rq = NULL;
 
 		snprintf(topic, sizeof(topic), "projects/ferry-test/topics/legacy-%03u", t);
@@ -795,29 +794,8 @@ static void test_sources(void **state)
 							   err, sizeof(err)),
 			    err);
 		fprintf(f, "%s\n", sub);
-		for (unsigned k = 0; k < PS_PER; k++, n++) {
-			char tenant[8], num[16];
-			size_t pos = 0;
-
-			snprintf(tenant, sizeof(tenant), "t%02u", n % 20);
-			snprintf(num, sizeof(num), "%u", n);
-			assert_true(legacy_event(n * LEGACY_NTYPES + 4, tenant, plain[k],
-						 sizeof(plain[k])) > 0);
-			assert_int_equal(msg_kv_put(kv[k], sizeof(kv[k]), &pos, "tenant", 6, tenant,
-						    (uint32_t)strlen(tenant)),
-					 0);
-			assert_int_equal(msg_kv_put(kv[k], sizeof(kv[k]), &pos, "n", 1, num,
-						    (uint32_t)strlen(num)),
-					 0);
-			out[k] = (struct pubsub_out_msg){
-				.data = {plain[k], (uint32_t)strlen(plain[k])},
-				.attrs = {kv[k], (uint32_t)pos},
-			};
-		}
-		pubsub_must(rq,
-			    pubsub_publish_new(ps->base, NULL, topic, out, PS_PER, &rq, err,
-					       sizeof(err)),
-			    err);
+		pubsub_fill(ps, topic, n, PS_PER);
+		n += PS_PER;
 	}
 	fclose(f);
 	assert_int_equal(n, SOURCES_N);

@@ -8,7 +8,6 @@
  * Every message reaches Kafka, none is lost, and the queue and the
  * subscription are empty at the end.
  */
-#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,10 +24,9 @@
 #include "tests/proc/moto.h"
 #include "tests/tools/legacy.h"
 
-#define SQS_N	 400u  /* messages through the queue, n = 0..SQS_N-1 */
-#define PS_N	 3000u /* messages through the subscription, n = SQS_N.. */
-#define ALL_N	 (SQS_N + PS_N)
-#define PS_BATCH 100u
+#define SQS_N 400u  /* messages through the queue, n = 0..SQS_N-1 */
+#define PS_N  3000u /* messages through the subscription, n = SQS_N.. */
+#define ALL_N (SQS_N + PS_N)
 
 /* The second instance: its own config, log, segment and control socket. */
 static struct {
@@ -43,35 +41,7 @@ static void b_spawn(void)
 	char log[160];
 
 	snprintf(log, sizeof(log), "%s/ferryd-b.log", E.dir);
-	B.pid = fork();
-	assert_true(B.pid >= 0);
-	if (B.pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-
-		dup2(fd, 1);
-		dup2(fd, 2);
-		unsetenv("NOTIFY_SOCKET");
-		setenv("FERRY_LOG", "stderr", 1);
-		execl(FERRYD_PATH, FERRYD_PATH, "-c", B.conf, (char *)NULL);
-		_exit(127);
-	}
-}
-
-/* As check_log_clean(), for b's log. */
-static void b_log_clean(void)
-{
-	char path[160], *line = NULL;
-	size_t cap = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/ferryd-b.log", E.dir);
-	f = fopen(path, "r");
-	assert_non_null(f);
-	while (getline(&line, &cap, f) > 0)
-		if (strstr(line, "Sanitizer") || strstr(line, "runtime error:"))
-			fail_msg("%s: %s", path, line);
-	free(line);
-	fclose(f);
+	B.pid = ferryd_spawn_at(B.conf, log, NULL, NULL);
 }
 
 static int b_running(void *unused)
@@ -128,44 +98,6 @@ static int scale_teardown(void **state)
 		shm_segment_unlink(B.instance);
 	memset(&B, 0, sizeof(B));
 	return teardown(state);
-}
-
-/* PS_N messages to topic, n = SQS_N.., in batches. */
-static void pubsub_fill(const struct pubsub_emu *ps, const char *topic)
-{
-	static char plain[PS_BATCH][LEGACY_EVENT_MAX];
-	static char kv[PS_BATCH][64];
-	struct pubsub_out_msg out[PS_BATCH];
-	char err[512] = "";
-
-	for (unsigned i = 0; i < PS_N; i += PS_BATCH) {
-		struct pubsub_request *rq = NULL;
-
-		for (unsigned k = 0; k < PS_BATCH; k++) {
-			unsigned n = SQS_N + i + k;
-			char tenant[8], num[16];
-			size_t pos = 0;
-
-			snprintf(tenant, sizeof(tenant), "t%02u", n % 20);
-			snprintf(num, sizeof(num), "%u", n);
-			assert_true(legacy_event(n * LEGACY_NTYPES + 4, tenant, plain[k],
-						 sizeof(plain[k])) > 0);
-			assert_int_equal(msg_kv_put(kv[k], sizeof(kv[k]), &pos, "tenant", 6, tenant,
-						    (uint32_t)strlen(tenant)),
-					 0);
-			assert_int_equal(msg_kv_put(kv[k], sizeof(kv[k]), &pos, "n", 1, num,
-						    (uint32_t)strlen(num)),
-					 0);
-			out[k] = (struct pubsub_out_msg){
-				.data = {plain[k], (uint32_t)strlen(plain[k])},
-				.attrs = {kv[k], (uint32_t)pos},
-			};
-		}
-		pubsub_must(rq,
-			    pubsub_publish_new(ps->base, NULL, topic, out, PS_BATCH, &rq, err,
-					       sizeof(err)),
-			    err);
-	}
 }
 
 static void test_two_instances(void **state)
@@ -227,7 +159,7 @@ static void test_two_instances(void **state)
 
 	/* Both are polling: now the messages come. */
 	sqs_fill(cl, url, SQS_N);
-	pubsub_fill(ps, topic);
+	pubsub_fill(ps, topic, SQS_N, PS_N);
 
 	/* Half way, b is stopped (scale-in); a finishes alone. */
 	assert_true(wait_until(both_acked, &half, 120000));
@@ -235,7 +167,12 @@ static void test_two_instances(void **state)
 	kill(B.pid, SIGTERM);
 	assert_int_equal(waitpid(B.pid, &status, 0), B.pid);
 	B.pid = 0;
-	b_log_clean();
+	{
+		char log[160];
+
+		snprintf(log, sizeof(log), "%s/ferryd-b.log", E.dir);
+		check_log_clean_at(log);
+	}
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		fail_msg("instance b ended with status 0x%x (log: %s/ferryd-b.log)", status, E.dir);
 	b_got = seg_received(B.seg) > b_got ? seg_received(B.seg) : b_got;
