@@ -21,4 +21,15 @@ static inline int is_pow2_u64(uint64_t x)
 	return x != 0 && (x & (x - 1)) == 0;
 }
 
+/* FNV-1a, 32 bits: shard keys, source names, spool checksums. */
+static inline uint32_t fnv1a32(const void *p, size_t len)
+{
+	const unsigned char *s = p;
+	uint32_t h = 2166136261u;
+
+	while (len--)
+		h = (h ^ *s++) * 16777619u;
+	return h;
+}
+
 #endif

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/compiler.h"
 #include "common/dlq.h"
 #include "common/envelope.h"
 
@@ -277,16 +278,6 @@ int dlq_parse_time(const char *s, int64_t now_ms, int64_t *ret_ms)
 
 /* --- the spool file ------------------------------------------------------------- */
 
-static uint32_t fnv1a(const void *p, size_t len)
-{
-	const unsigned char *s = p;
-	uint32_t h = 2166136261u;
-
-	while (len--)
-		h = (h ^ *s++) * 16777619u;
-	return h;
-}
-
 static void put32(unsigned char *p, uint32_t v)
 {
 	p[0] = (unsigned char)v;
@@ -380,7 +371,7 @@ int dlq_writer_add(struct dlq_writer *w, struct msg_bytes id, struct msg_bytes a
 		return -ENOMEM;
 	msg_source_encode(p + 8, len, &v);
 	put32(p, len);
-	put32(p + 4, fnv1a(p + 8, len));
+	put32(p + 4, fnv1a32(p + 8, len));
 	r = write_all(w->fd, p, 8 + (size_t)len);
 	free(p);
 	if (!r)
@@ -477,7 +468,7 @@ int dlq_file_parse(unsigned char *buf, size_t len, struct dlq_file *ret, char *e
 			snprintf(err, errlen, "message %u at offset %zu: truncated", i, off);
 			return -EBADMSG;
 		}
-		if (fnv1a(buf + off + 8, rl) != get32(buf + off + 4) ||
+		if (fnv1a32(buf + off + 8, rl) != get32(buf + off + 4) ||
 		    msg_source_decode(buf + off + 8, rl, &ret->msgs[i]) < 0) {
 			snprintf(err, errlen, "message %u at offset %zu: corrupt", i, off);
 			return -EBADMSG;

@@ -3,7 +3,7 @@
 # and `ferry-envelope pubsub` against a loopback server thread (process).
 find_package(Threads REQUIRED)
 add_library(ferry_test_moto STATIC ${CMAKE_CURRENT_SOURCE_DIR}/proc/moto.c)
-target_link_libraries(ferry_test_moto PUBLIC PkgConfig::CMOCKA ferry_aws ferry_test_port)
+target_link_libraries(ferry_test_moto PUBLIC PkgConfig::CMOCKA PkgConfig::CJSON ferry_aws ferry_test_port)
 ferry_test(test-aws ${CMAKE_CURRENT_SOURCE_DIR}/unit/test-aws.c ferry_aws)
 ferry_test(test-aws-kms ${CMAKE_CURRENT_SOURCE_DIR}/proc/test-aws-kms.c ferry_aws ferry_test_moto)
 ferry_test(test-aws-creds ${CMAKE_CURRENT_SOURCE_DIR}/proc/test-aws-creds.c ferry_aws

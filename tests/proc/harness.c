@@ -140,30 +140,41 @@ void mock_start(void)
  * each) for 20 tenants; the message of seq poison_seq (if any) carries the
  * string that makes map crash under FERRY_TEST_POISON.
  */
+/* One replay line: id m-<i>, the tenant attribute, traceparent when trace is set. */
+static void replay_line(FILE *f, unsigned i, const char *tenant, const char *trace,
+			const char *body)
+{
+	cJSON *j = cJSON_CreateObject(), *a;
+	char id[16], *line;
+
+	snprintf(id, sizeof(id), "m-%06u", i);
+	cJSON_AddStringToObject(j, "id", id);
+	a = cJSON_AddObjectToObject(j, "attributes");
+	cJSON_AddStringToObject(a, "tenant", tenant);
+	if (trace)
+		cJSON_AddStringToObject(a, "traceparent", trace);
+	cJSON_AddStringToObject(j, "body", body);
+	line = cJSON_PrintUnformatted(j);
+	fprintf(f, "%s\n", line);
+	free(line);
+	cJSON_Delete(j);
+}
+
 void replay_write(const char *path, unsigned n, unsigned poison_seq)
 {
 	FILE *f = fopen(path, "w");
 
 	assert_non_null(f);
 	for (unsigned i = 0; i < n; i++) {
-		char plain[LEGACY_EVENT_MAX], tenant[8], id[16], *line;
-		cJSON *j = cJSON_CreateObject(), *a;
+		char plain[LEGACY_EVENT_MAX], tenant[8];
 
 		snprintf(tenant, sizeof(tenant), "t%02u", i % 20);
-		snprintf(id, sizeof(id), "m-%06u", i);
 		if (i + 1 == poison_seq)
 			snprintf(plain, sizeof(plain), "POISON-PILL");
 		else
 			assert_true(legacy_event(i * LEGACY_NTYPES + 4, tenant, plain,
 						 sizeof(plain)) > 0);
-		cJSON_AddStringToObject(j, "id", id);
-		a = cJSON_AddObjectToObject(j, "attributes");
-		cJSON_AddStringToObject(a, "tenant", tenant);
-		cJSON_AddStringToObject(j, "body", plain);
-		line = cJSON_PrintUnformatted(j);
-		fprintf(f, "%s\n", line);
-		free(line);
-		cJSON_Delete(j);
+		replay_line(f, i, tenant, NULL, plain);
 	}
 	fclose(f);
 }
@@ -438,26 +449,6 @@ void sh(const char *fmt, ...)
 		fail_msg("failed: %s", cmd);
 }
 
-/* One KMS call against moto; returns the string member name of the answer (free it). */
-char *kms(struct aws_client *cl, const char *target, const char *body, const char *a, const char *b)
-{
-	char err[512] = "", *out = NULL, *ret;
-	long status = 0;
-	cJSON *j, *v;
-
-	if (aws_json_call(cl, "kms", target, body, &out, &status, err, sizeof(err)) < 0)
-		fail_msg("%s: %s", target, err);
-	j = cJSON_Parse(out);
-	v = cJSON_GetObjectItemCaseSensitive(j, a);
-	if (b)
-		v = cJSON_GetObjectItemCaseSensitive(v, b);
-	assert_true(cJSON_IsString(v));
-	ret = strdup(v->valuestring);
-	cJSON_Delete(j);
-	free(out);
-	return ret;
-}
-
 void write_file(const char *path, const char *content)
 {
 	FILE *f = fopen(path, "w");
@@ -725,24 +716,12 @@ void replay_write_all(unsigned n)
 	f = fopen(path, "w");
 	assert_non_null(f);
 	for (unsigned i = 0; i < n; i++) {
-		char plain[LEGACY_EVENT_MAX], tenant[8], id[16], trace[64], *line;
-		cJSON *j = cJSON_CreateObject(), *a;
+		char plain[LEGACY_EVENT_MAX], tenant[8], trace[64];
 
 		snprintf(tenant, sizeof(tenant), "t%02u", i % 20);
-		snprintf(id, sizeof(id), "m-%06u", i);
 		assert_true(legacy_event(i, tenant, plain, sizeof(plain)) > 0);
-		cJSON_AddStringToObject(j, "id", id);
-		a = cJSON_AddObjectToObject(j, "attributes");
-		cJSON_AddStringToObject(a, "tenant", tenant);
-		if (i % 3 == 0) {
-			snprintf(trace, sizeof(trace), "00-%032x-%016x-01", i + 1, i + 1);
-			cJSON_AddStringToObject(a, "traceparent", trace);
-		}
-		cJSON_AddStringToObject(j, "body", plain);
-		line = cJSON_PrintUnformatted(j);
-		fprintf(f, "%s\n", line);
-		free(line);
-		cJSON_Delete(j);
+		snprintf(trace, sizeof(trace), "00-%032x-%016x-01", i + 1, i + 1);
+		replay_line(f, i, tenant, i % 3 == 0 ? trace : NULL, plain);
 	}
 	fclose(f);
 }

@@ -140,10 +140,6 @@ int ferryd_run(char *log, size_t len);
 
 void sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* One KMS call against moto; returns the string member name of the answer (free it). */
-char *kms(struct aws_client *cl, const char *target, const char *body, const char *a,
-	  const char *b);
-
 void write_file(const char *path, const char *content);
 
 /* A config without replay: sources come in extra. */

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
 #include <cmocka.h>
 
 static int can_connect(int port)
@@ -156,4 +157,23 @@ void moto_user(const struct moto *m, const char *services, char *akid, size_t al
 	assert_true(aws_xml_text(xml, "SecretAccessKey", secret, slen) > 0);
 	free(xml);
 	aws_client_free(cl);
+}
+
+char *moto_kms(struct aws_client *cl, const char *target, const char *body, const char *a,
+	       const char *b)
+{
+	char err[512] = "", *out = NULL, *ret;
+	cJSON *j, *v;
+
+	if (aws_json_call(cl, "kms", target, body, &out, NULL, err, sizeof(err)) < 0)
+		fail_msg("%s: %s", target, err);
+	j = cJSON_Parse(out);
+	v = cJSON_GetObjectItemCaseSensitive(j, a);
+	if (b)
+		v = cJSON_GetObjectItemCaseSensitive(v, b);
+	assert_true(cJSON_IsString(v));
+	ret = strdup(v->valuestring);
+	cJSON_Delete(j);
+	free(out);
+	return ret;
 }

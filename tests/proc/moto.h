@@ -37,6 +37,13 @@ struct aws_client *moto_client(const struct moto *m, const char *key, const char
 void moto_user(const struct moto *m, const char *services, char *akid, size_t alen, char *secret,
 	       size_t slen);
 
+/*
+ * One KMS call (JSON protocol, e.g. "TrentService.Encrypt") that must
+ * succeed; returns the string member a (or a.b) of the answer, malloc'd.
+ */
+char *moto_kms(struct aws_client *cl, const char *target, const char *body, const char *a,
+	       const char *b);
+
 /* SIGTERM its process group, then SIGKILL after 5 s. Accepts NULL. */
 void moto_stop(struct moto *m);
 

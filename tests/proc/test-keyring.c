@@ -61,25 +61,6 @@ static struct aws_client *client(const struct moto *m)
 	return cl;
 }
 
-static char *kms_call(struct aws_client *cl, const char *target, const char *body, const char *a,
-		      const char *b)
-{
-	char err[512] = "", *out = NULL, *ret;
-	cJSON *j, *v;
-
-	if (aws_json_call(cl, "kms", target, body, &out, NULL, err, sizeof(err)) < 0)
-		fail_msg("%s: %s", target, err);
-	j = cJSON_Parse(out);
-	v = cJSON_GetObjectItemCaseSensitive(j, a);
-	if (b)
-		v = cJSON_GetObjectItemCaseSensitive(v, b);
-	assert_true(cJSON_IsString(v));
-	ret = strdup(v->valuestring);
-	cJSON_Delete(j);
-	free(out);
-	return ret;
-}
-
 static void write_file(const char *path, const char *content)
 {
 	FILE *f = fopen(path, "w");
@@ -100,7 +81,7 @@ static void wrap_keys(struct env *E)
 		EVP_EncodeBlock((unsigned char *)plain64, E->plain[t], ENVELOPE_KEY_LEN);
 		snprintf(body, sizeof(body), "{\"KeyId\":\"%s\",\"Plaintext\":\"%s\"}", E->key_id,
 			 plain64);
-		blob = kms_call(E->cl, "TrentService.Encrypt", body, "CiphertextBlob", NULL);
+		blob = moto_kms(E->cl, "TrentService.Encrypt", body, "CiphertextBlob", NULL);
 		snprintf(E->blob[t], sizeof(E->blob[t]), "%s", blob);
 		snprintf(path, sizeof(path), "%s/t%u", E->ring, t);
 		assert_int_equal(mkdir(path, 0700), 0);
@@ -121,7 +102,7 @@ static int setup(void **state)
 	E->moto = moto_start((void **)&E->moto, NULL);
 	E->cl = client(E->moto);
 	E->kms = client(E->moto);
-	E->key_id = kms_call(E->cl, "TrentService.CreateKey", "{\"Description\":\"keyring\"}",
+	E->key_id = moto_kms(E->cl, "TrentService.CreateKey", "{\"Description\":\"keyring\"}",
 			     "KeyMetadata", "KeyId");
 	snprintf(E->ring, sizeof(E->ring), "/tmp/ferry-test-keyring.XXXXXX");
 	assert_non_null(mkdtemp(E->ring));

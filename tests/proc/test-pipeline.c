@@ -556,8 +556,8 @@ static void test_decrypt_kms(void **state)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	cl = aws_client_new("us-east-1", m->endpoint, &creds);
 	assert_non_null(cl);
-	key_id = kms(cl, "TrentService.CreateKey", "{\"Description\":\"ferry tenants\"}",
-		     "KeyMetadata", "KeyId");
+	key_id = moto_kms(cl, "TrentService.CreateKey", "{\"Description\":\"ferry tenants\"}",
+			  "KeyMetadata", "KeyId");
 	snprintf(ring, sizeof(ring), "%s/keys", E.dir);
 	snprintf(prod, sizeof(prod), "%s/producer-keys", E.dir);
 	snprintf(replay, sizeof(replay), "%s/replay.jsonl", E.dir);
@@ -571,7 +571,7 @@ static void test_decrypt_kms(void **state)
 		EVP_EncodeBlock((unsigned char *)plain64, plain, sizeof(plain));
 		snprintf(body, sizeof(body), "{\"KeyId\":\"%s\",\"Plaintext\":\"%s\"}", key_id,
 			 plain64);
-		blob = kms(cl, "TrentService.Encrypt", body, "CiphertextBlob", NULL);
+		blob = moto_kms(cl, "TrentService.Encrypt", body, "CiphertextBlob", NULL);
 		if (t == 4)
 			blob[10] = blob[10] == 'A' ? 'B' : 'A'; /* corrupt: KMS must refuse it */
 		sh("mkdir -p -m 0700 %s/t%02u %s/t%02u", ring, t, prod, t);

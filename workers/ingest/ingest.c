@@ -31,16 +31,6 @@
 #define BACKOFF_4XX_MS 60000 /* cap for 4xx: an operator must act */
 #define ROOM_FRACTION  8     /* a shard ring has room when 1/8 of it is free */
 
-uint32_t ingest_hash(const void *p, size_t len)
-{
-	const unsigned char *s = p;
-	uint32_t h = 2166136261u;
-
-	while (len--)
-		h = (h ^ *s++) * 16777619u;
-	return h;
-}
-
 static uint64_t jitter(struct ingest *g, uint64_t max)
 {
 	/* xorshift64: jitter needs no quality, only spread */
@@ -274,7 +264,7 @@ int ingest_take(struct ingest *g, struct source *s, const struct msg_source_view
 		return -ENOSPC;
 	if (!shard_key.len)
 		shard_key = m->id;
-	shard = ingest_hash(shard_key.p, shard_key.len) % w->n_out;
+	shard = fnv1a32(shard_key.p, shard_key.len) % w->n_out;
 	if (!why && slen > w->out[shard].max_record) {
 		/* It could never go, and handed back it would come back for ever. */
 		snprintf(big, sizeof(big),
@@ -801,7 +791,7 @@ static int ingest_init(struct worker *w)
 		s->idx = i;
 		s->shm = &shm_sources(w->seg)[i];
 		s->name = sqs ? cfg->sqs_queues.v[i] : cfg->pubsub_subs.v[i - cfg->sqs_queues.n];
-		s->hash = ingest_hash(s->name, strlen(s->name));
+		s->hash = fnv1a32(s->name, strlen(s->name));
 		s->ops = sqs ? &sqs_source_ops : &pubsub_source_ops;
 		s->pulls_max = sqs ? cfg->sqs_receives : cfg->pubsub_pulls;
 		if (strncmp(s->shm->name, s->name, sizeof(s->shm->name) - 1)) {

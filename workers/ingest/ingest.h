@@ -31,6 +31,7 @@
 #include <curl/curl.h>
 
 #include "common/aws.h"
+#include "common/compiler.h"
 #include "workers/common/worker.h"
 
 #define CALL_SLOTS_MAX 1000 /* slots one call may carry (Pub/Sub acks; SQS takes 10) */
@@ -145,9 +146,6 @@ struct ingest {
 };
 
 /* --- the loop's services to sources (ingest.c) --------------------------- */
-
-/* FNV-1a, for shards and source names. */
-uint32_t ingest_hash(const void *p, size_t len);
 
 /* Jittered exponential backoff after a failed call; health from the HTTP status. */
 void ingest_source_failed(struct ingest *g, struct source *s, long http, const char *why);

@@ -93,7 +93,7 @@ int dlq_src_init(struct ingest *g)
 	s->idx = g->n_src;
 	s->shm = &tab[i];
 	s->name = d->dir;
-	s->hash = ingest_hash(d->dir, strlen(d->dir));
+	s->hash = fnv1a32(d->dir, strlen(d->dir));
 	s->ready = 1;
 	g->n_src++;
 	if (dlq_spool_mkdir(d->dir, d->err, sizeof(d->err)) < 0) {
@@ -341,7 +341,7 @@ unsigned dlq_src_pull(struct ingest *g)
 			break;
 		if (msg_kv_find(v.attrs, w->cfg.tenant_attribute, &key) <= 0 || !key.len)
 			key = v.id;
-		shard = ingest_hash(key.p, key.len) % w->n_out;
+		shard = fnv1a32(key.p, key.len) % w->n_out;
 		/* A full shard waits (its later messages too); the others go on. */
 		if ((blocked >> shard & 1) || !ring_reserve(&w->out[shard], msg_source_size(&v))) {
 			blocked |= 1ull << shard;

@@ -80,7 +80,7 @@ static int replay_load(struct replay *g, const char *path, const char *tenant_at
 		}
 		r = replay_parse(line, tenant_attr, &m.enc, &m.len, &tenant, &why);
 		if (!r)
-			m.shard = ingest_hash(tenant.p, tenant.len) % shards;
+			m.shard = fnv1a32(tenant.p, tenant.len) % shards;
 		if (r == -ENOMEM) {
 			free(line);
 			fclose(f);
