@@ -501,7 +501,25 @@ struct inl {
 	unsigned np;
 	size_t used;
 	unsigned char arena[4 << 20];
+	/* topic handles by name pointer (the catalog's), as produce keeps them per type */
+	struct {
+		const char *name;
+		rd_kafka_topic_t *rkt;
+	} topics[32];
+	unsigned n_topics;
 };
+
+static rd_kafka_topic_t *inl_topic(struct inl *b, const char *name)
+{
+	for (unsigned i = 0; i < b->n_topics; i++)
+		if (b->topics[i].name == name)
+			return b->topics[i].rkt;
+	if (b->n_topics == ARRAY_SIZE(b->topics))
+		return NULL;
+	b->topics[b->n_topics].name = name;
+	b->topics[b->n_topics].rkt = rd_kafka_topic_new(b->rk, name, NULL);
+	return b->topics[b->n_topics++].rkt;
+}
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *arg)
 {
@@ -605,11 +623,15 @@ static int inl_flush(struct inl *b)
 	for (unsigned i = 0; i < b->np; i++) {
 		const struct pend *pe = &b->pend[i];
 		struct msg_bytes hl = {b->arena + pe->hoff, pe->hlen};
-		rd_kafka_headers_t *h = headers_of(hl);
+		rd_kafka_topic_t *rkt = inl_topic(b, pe->topic);
+		rd_kafka_headers_t *h;
 		rd_kafka_resp_err_t err;
 
+		if (!rkt)
+			return -EIO;
+		h = headers_of(hl);
 		/* The arena is reused for the next batch: librdkafka copies the value. */
-		while ((err = rd_kafka_producev(b->rk, RD_KAFKA_V_TOPIC(pe->topic),
+		while ((err = rd_kafka_producev(b->rk, RD_KAFKA_V_RKT(rkt),
 						RD_KAFKA_V_KEY(b->arena + pe->koff, pe->klen),
 						RD_KAFKA_V_VALUE(b->arena + pe->voff, pe->vlen),
 						RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
@@ -761,6 +783,9 @@ static int cmd_inline(int argc, char **argv)
 		       n, secs, rate, cpu, cpu + load, mock,
 		       (unsigned long long)(bad + bp->failed));
 	}
+	for (unsigned i = 0; i < bp->n_topics; i++)
+		if (bp->topics[i].rkt)
+			rd_kafka_topic_destroy(bp->topics[i].rkt);
 	rd_kafka_destroy(bp->rk);
 	mapper_free(bp->mapper);
 	keyring_free(bp->keys);

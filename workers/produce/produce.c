@@ -80,6 +80,13 @@ struct produce {
 	struct fifo f[WORKER_RINGS_MAX];
 	uint64_t inflight;
 
+	/*
+	 * Topic handles per catalog type, made on first use: with a handle
+	 * rd_kafka_producev() skips its per-message lookup by name (a write
+	 * lock on the whole client and a scan of its topic list).
+	 */
+	rd_kafka_topic_t *rkt[CATALOG_N];
+
 	struct registry *reg; /* NULL: no registry, values are the bare protobuf */
 	const struct registry_schema *schema[CATALOG_N]; /* per catalog type, into reg */
 	int record_strategy; /* subjects by message name: the topic does not matter */
@@ -239,8 +246,8 @@ static rd_kafka_resp_err_t produce_dead(struct worker *w, const struct ring_rec 
  * has no resolved schema (unknown type, or a topic other than its type's
  * under TopicNameStrategy, whose subject was not checked at start).
  */
-static int framed_value(struct produce *p, const struct msg_event_view *ev, const char *topic,
-			void **value, size_t *len, int *msgflags, char *why, size_t whylen)
+static int framed_value(struct produce *p, const struct msg_event_view *ev, void **value,
+			size_t *len, int *msgflags, char *why, size_t whylen)
 {
 	const struct registry_schema *s = ev->type < CATALOG_N ? p->schema[ev->type] : NULL;
 	const struct catalog_entry *ce = catalog_get(ev->type);
@@ -250,7 +257,8 @@ static int framed_value(struct produce *p, const struct msg_event_view *ev, cons
 		snprintf(why, whylen, "produce: unknown catalog type %u", ev->type);
 		return -ENOENT;
 	}
-	if (!p->record_strategy && strcmp(topic, ce->topic)) {
+	if (!p->record_strategy &&
+	    (strlen(ce->topic) != ev->topic.len || memcmp(ce->topic, ev->topic.p, ev->topic.len))) {
 		snprintf(why, whylen, "produce: topic not %.50s: its schema unchecked", ce->topic);
 		return -ENOENT;
 	}
@@ -270,6 +278,33 @@ static int framed_value(struct produce *p, const struct msg_event_view *ev, cons
 	*value = v;
 	*len = s->header_len + ev->value.len;
 	return 0;
+}
+
+/*
+ * The handle for an event's topic: the one kept for its type when the name
+ * matches, else a new one (kept for the type when it has none yet). The
+ * caller destroys what comes back with *own set. NULL: refused (see
+ * rd_kafka_last_error()).
+ */
+static rd_kafka_topic_t *topic_of(struct produce *p, const struct msg_event_view *ev, int *own)
+{
+	rd_kafka_topic_t *t = ev->type < CATALOG_N ? p->rkt[ev->type] : NULL;
+	char name[256];
+
+	*own = 0;
+	if (t) {
+		const char *have = rd_kafka_topic_name(t);
+
+		if (strlen(have) == ev->topic.len && !memcmp(have, ev->topic.p, ev->topic.len))
+			return t;
+	}
+	snprintf(name, sizeof(name), "%.*s", (int)ev->topic.len, (const char *)ev->topic.p);
+	t = rd_kafka_topic_new(p->rk, name, NULL);
+	if (t && ev->type < CATALOG_N && !p->rkt[ev->type])
+		p->rkt[ev->type] = t;
+	else
+		*own = t != NULL;
+	return t;
 }
 
 /* Hand one input record to librdkafka. 0, or -EAGAIN when its queue is full. */
@@ -293,21 +328,18 @@ static int produce_one(struct worker *w, unsigned i, const struct ring_rec *rec,
 	e->mark = *mark;
 	e->last = 1;
 	if (rec->type == MSG_REC_EVENT && msg_event_decode(rec->data, rec->len, &ev) == 0) {
-		char topic[256];
-
 		e->last = ev.index + 1 >= ev.count;
 		e->received_ns = ev.received_ns;
 		if (ev.count == 0) { /* filtered: nothing to send, ack as is */
 			e->state = E_DONE;
 			return 0;
 		}
-		snprintf(topic, sizeof(topic), "%.*s", (int)ev.topic.len, (const char *)ev.topic.p);
 		void *value = (void *)ev.value.p;
 		size_t value_len = ev.value.len;
 		int msgflags = 0;
 
 		if (p->reg && ev.type) {
-			r = framed_value(p, &ev, topic, &value, &value_len, &msgflags, e->reason,
+			r = framed_value(p, &ev, &value, &value_len, &msgflags, e->reason,
 					 sizeof(e->reason));
 			if (r < 0) { /* no schema for it: a dead letter saying why */
 				e->state = E_FAILED;
@@ -318,12 +350,20 @@ static int produce_one(struct worker *w, unsigned i, const struct ring_rec *rec,
 				return 0;
 			}
 		}
+		int own;
+		rd_kafka_topic_t *rkt = topic_of(p, &ev, &own);
 		rd_kafka_headers_t *h = headers_of(ev.headers);
 
-		err = rd_kafka_producev(
-			p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(ev.key.p, ev.key.len),
-			RD_KAFKA_V_VALUE(value, value_len), RD_KAFKA_V_MSGFLAGS(msgflags),
-			RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(opaque_of(i, id)), RD_KAFKA_V_END);
+		err = rkt ? rd_kafka_producev(p->rk, RD_KAFKA_V_RKT(rkt),
+					      RD_KAFKA_V_KEY(ev.key.p, ev.key.len),
+					      RD_KAFKA_V_VALUE(value, value_len),
+					      RD_KAFKA_V_MSGFLAGS(msgflags), RD_KAFKA_V_HEADERS(h),
+					      RD_KAFKA_V_OPAQUE(opaque_of(i, id)), RD_KAFKA_V_END)
+			  : rd_kafka_last_error(); /* a name Kafka cannot take */
+		if (!rkt && !err)
+			err = RD_KAFKA_RESP_ERR__INVALID_ARG;
+		if (own)
+			rd_kafka_topic_destroy(rkt);
 		if (err) {
 			rd_kafka_headers_destroy(h);
 			if (msgflags & RD_KAFKA_MSG_F_FREE) /* not taken: still ours */
@@ -707,6 +747,9 @@ static void produce_fini(struct worker *w)
 
 	if (!p)
 		return;
+	for (unsigned t = 0; t < CATALOG_N; t++)
+		if (p->rkt[t])
+			rd_kafka_topic_destroy(p->rkt[t]);
 	if (p->rk)
 		rd_kafka_destroy(p->rk);
 	for (unsigned i = 0; i < WORKER_RINGS_MAX; i++)
