@@ -480,10 +480,25 @@ static bool config_list_has(const struct config_list *l, const char *s)
 	return false;
 }
 
-/* An SQS queue URL: http(s)://host/ACCOUNT/NAME, nothing after the name. */
+/* One path segment of [A-Za-z0-9_-], at most max long: its length, 0 if none. */
+static size_t config_segment(const char *p, size_t max)
+{
+	size_t n = 0;
+
+	while (isalnum((unsigned char)p[n]) || p[n] == '-' || p[n] == '_')
+		n++;
+	return n <= max ? n : 0;
+}
+
+/*
+ * An SQS queue URL: http(s)://host/ACCOUNT/NAME and nothing after the name,
+ * NAME as SQS allows (1-80 of [A-Za-z0-9_-], ".fifo" for a FIFO queue), so
+ * that two URLs run together on one line are not taken for one queue.
+ */
 static bool config_queue_ok(const char *s)
 {
 	const char *p;
+	size_t n;
 
 	if (!strncmp(s, "https://", 8))
 		p = s + 8;
@@ -491,13 +506,22 @@ static bool config_queue_ok(const char *s)
 		p = s + 7;
 	else
 		return false;
-	p = strchr(p, '/'); /* after the host */
-	if (!p || !p[1] || strlen(s) >= 512)
+	if (strlen(s) >= 512)
 		return false;
-	for (; *p; p++)
-		if (isspace((unsigned char)*p) || *p == '?' || *p == '#' || *p == '"' || *p == '\\')
-			return false;
-	return s[strlen(s) - 1] != '/';
+	p = strchr(p, '/'); /* after the host */
+	if (!p || p == s + 8 || p == s + 7)
+		return false;
+	n = config_segment(++p, 64); /* the account */
+	if (!n || p[n] != '/')
+		return false;
+	p += n + 1;
+	n = config_segment(p, 80);
+	if (!n)
+		return false;
+	p += n;
+	if (!strcmp(p, ".fifo"))
+		return n <= 75;
+	return !*p;
 }
 
 /* projects/P/subscriptions/S, Google's name rules loosely: no '/' inside P or S. */

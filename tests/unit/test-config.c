@@ -856,6 +856,30 @@ static void test_source_lists(void **state)
 
 	expect_bad(f, "sqs", "queue", "sqs.eu-west-1.amazonaws.com/1/a");
 	expect_bad(f, "sqs", "queue", "https://sqs.eu-west-1.amazonaws.com");
+	expect_bad(f, "sqs", "queue", "https://sqs.eu-west-1.amazonaws.com/123456789012/");
+	expect_bad(f, "sqs", "queue", "https://sqs.eu-west-1.amazonaws.com/123456789012/a/b");
+	expect_bad(f, "sqs", "queue", "https:///123456789012/a");
+	expect_bad(f, "sqs", "queue", "https://h/123456789012/a?x=1");
+	expect_bad(f, "sqs", "queue", "https://h/123456789012/a.fif");
+	/* Two URLs run together on one line are not one queue. */
+	expect_bad(f, "sqs", "queue", "https://h/123456789012/ahttps://h/123456789012/b");
+	/* Names as SQS has them: up to 80 characters, ".fifo" included. */
+	expect_bad(f, "sqs", "queue",
+		   "https://h/1/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		   "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+	{
+		char good[512];
+
+		snprintf(good, sizeof(good),
+			 "[sqs]\nqueue = https://h/123456789012/A_z-9\n"
+			 "queue = http://127.0.0.1:5000/000000000000/ferry-in.fifo\n"
+			 "queue = https://h/1/%.*s\n",
+			 80,
+			 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+			 "aaaaaaa");
+		load_ok(f, good);
+		assert_int_equal(f->cfg.sqs_queues.n, 3);
+	}
 	expect_bad(f, "pubsub", "subscription", "projects/p/topics/t");
 	expect_bad(f, "pubsub", "subscription", "projects/p/subscriptions/ab");
 	expect_bad(f, "ingest", "max_inflight", "32");
