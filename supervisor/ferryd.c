@@ -624,6 +624,62 @@ static void drain(struct sup *s)
 		shm_wake_ring_slow(&cb(s, &s->st[i])->wake);
 }
 
+static int list_differs(const struct config_list *a, const struct config_list *b)
+{
+	if (a->n != b->n)
+		return 1;
+	for (size_t i = 0; i < a->n; i++)
+		if (strcmp(a->v[i], b->v[i]))
+			return 1;
+	return 0;
+}
+
+/*
+ * The keys a reload cannot apply, because the segment, ferryd's sockets or
+ * ingest's source table were laid out from them at start: their names, into
+ * buf ("" when none changed). Returns whether a queue or subscription
+ * changed: ingest refuses to start with sources other than the segment's,
+ * so it cannot start again (crash, `ferryctl restart`) until ferryd restarts.
+ */
+static int restart_only(const struct ferry_config *a, const struct ferry_config *b, char *buf,
+			size_t len)
+{
+	char spool_a[PATH_MAX], spool_b[PATH_MAX];
+	int has_a = dlq_spool_dir(a, spool_a, sizeof(spool_a)) > 0,
+	    has_b = dlq_spool_dir(b, spool_b, sizeof(spool_b)) > 0;
+	const struct {
+		int changed;
+		const char *name;
+		int source;
+	} keys[] = {
+		{strcmp(a->instance, b->instance) != 0, "[ferry] instance", 0},
+		{a->shards != b->shards, "[ferry] shards", 0},
+		{a->ring_size != b->ring_size, "[ferry] ring_size", 0},
+		{a->ack_ring_size != b->ack_ring_size, "[ferry] ack_ring_size", 0},
+		{strcmp(a->control_socket, b->control_socket) != 0, "[ferry] control_socket", 0},
+		{strcmp(a->metrics_listen, b->metrics_listen) != 0, "[ferry] metrics_listen", 0},
+		{a->max_inflight != b->max_inflight, "[ingest] max_inflight", 0},
+		{strcmp(a->replay_file, b->replay_file) != 0, "[ingest] replay_file", 0},
+		{has_a != has_b || (has_a && strcmp(spool_a, spool_b)), "[ingest] dlq_spool", 0},
+		{list_differs(&a->sqs_queues, &b->sqs_queues), "[sqs] queue/queues_file", 1},
+		{list_differs(&a->pubsub_subs, &b->pubsub_subs),
+		 "[pubsub] subscription/subscriptions_file", 1},
+	};
+	size_t used = 0;
+	int source = 0;
+
+	buf[0] = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++) {
+		if (!keys[i].changed)
+			continue;
+		source |= keys[i].source;
+		if (used < len)
+			used += (size_t)snprintf(buf + used, len - used, "%s%s", used ? ", " : "",
+						 keys[i].name);
+	}
+	return source;
+}
+
 static void reload(struct sup *s)
 {
 	struct ferry_config fresh;
@@ -634,12 +690,14 @@ static void reload(struct sup *s)
 	    config_check_files(&fresh, err, sizeof(err)) < 0) {
 		log_err("reload refused, keeping the running configuration: %s", err);
 	} else {
-		if (fresh.shards != s->cfg.shards || fresh.ring_size != s->cfg.ring_size ||
-		    strcmp(fresh.instance, s->cfg.instance) ||
-		    strcmp(fresh.metrics_listen, s->cfg.metrics_listen))
-			log_warning(
-				"shards, ring sizes, the instance and metrics_listen change only "
-				"with a restart of ferryd");
+		char keys[512];
+		int sources = restart_only(&s->cfg, &fresh, keys, sizeof(keys));
+
+		if (keys[0])
+			log_warning("changed, but taken up only by a restart of ferryd: %s%s", keys,
+				    sources ? "; until then ingest cannot start again (its sources "
+					      "differ from the running ones): restart ferryd soon"
+					    : "");
 		s->cfg.heartbeat_timeout_ms = fresh.heartbeat_timeout_ms;
 		s->cfg.restart_delay_min_ms = fresh.restart_delay_min_ms;
 		s->cfg.restart_delay_max_ms = fresh.restart_delay_max_ms;

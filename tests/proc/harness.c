@@ -198,6 +198,27 @@ void conf_write(unsigned n, unsigned rate, const char *extra)
 	fclose(f);
 }
 
+/* Replace the first `from` in E.conf with `to` (the file as a running ferryd would reload it). */
+void conf_replace(const char *from, const char *to)
+{
+	char *text = NULL, *at;
+	size_t cap = 0;
+	FILE *f = fopen(E.conf, "r");
+	ssize_t n;
+
+	assert_non_null(f);
+	n = getdelim(&text, &cap, 0, f);
+	fclose(f);
+	assert_true(n > 0);
+	at = strstr(text, from);
+	assert_non_null(at);
+	f = fopen(E.conf, "w");
+	assert_non_null(f);
+	fprintf(f, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+	fclose(f);
+	free(text);
+}
+
 int segment_there(void *unused)
 {
 	(void)unused;
@@ -286,6 +307,54 @@ void check_log_clean(void)
 
 	snprintf(path, sizeof(path), "%s/ferryd.log", E.dir);
 	check_log_clean_at(path);
+}
+
+/*
+ * What ingest holds, on stdout: every source with messages in flight or a
+ * health other than OK, every occupied slot of the in-flight table (at most
+ * 40), and the last lines of ferryd.log. For a test's failure message.
+ */
+void inflight_report(void)
+{
+	static const char *const health[] = {"idle", "ok", "retrying", "FAILING"};
+	static const char *const state[] = {"free", "received", "pipeline", "acked", "returning"};
+	const struct shm_inflight *t = shm_inflight(E.seg);
+	uint64_t now = now_ns();
+	unsigned shown = 0;
+	char cmd[256];
+
+	for (unsigned i = 0; i < E.seg->hdr->n_sources; i++) {
+		const struct shm_source *s = &shm_sources(E.seg)[i];
+		uint32_t h = __atomic_load_n(&s->health, __ATOMIC_RELAXED);
+
+		if (load64(&s->inflight) || h != SHM_SOURCE_OK)
+			printf("# source %u %.*s: %s, in flight %" PRIu64 ", received %" PRIu64
+			       ", acked %" PRIu64 ", errors %" PRIu64 ", last error \"%.*s\"\n",
+			       i, SHM_SOURCE_NAME_MAX, s->name, h < 4 ? health[h] : "?",
+			       load64(&s->inflight), load64(&s->received), load64(&s->acked),
+			       load64(&s->errors), SHM_SOURCE_ERROR_MAX, s->last_error);
+	}
+	for (uint32_t i = 0; t && i < E.seg->hdr->inflight_slots; i++) {
+		const struct shm_inflight *sl = &t[i];
+		uint64_t seq = load64(&sl->seq);
+		uint32_t st = __atomic_load_n(&sl->state, __ATOMIC_RELAXED);
+
+		if (!seq)
+			continue;
+		if (shown++ < 40)
+			printf("# slot %u: seq %" PRIu64 " %s, source %u, shard %u, age %.1f s, "
+			       "deadline in %.1f s, %u extensions, busy %u, token %u bytes\n",
+			       i, seq, st < 5 ? state[st] : "?", sl->source, sl->shard,
+			       (double)(int64_t)(now - sl->received_ns) / 1e9,
+			       (double)(int64_t)(sl->deadline_ns - now) / 1e9, sl->extensions,
+			       sl->busy, sl->token_len);
+	}
+	printf("# %u slots occupied; the end of %s/ferryd.log:\n", shown, E.dir);
+	fflush(stdout);
+	snprintf(cmd, sizeof(cmd), "tail -n 40 '%s/ferryd.log' | sed 's/^/#   /'", E.dir);
+	if (system(cmd) != 0)
+		printf("# (no log)\n");
+	fflush(stdout);
 }
 
 /* SIGTERM ferryd and expect a drained exit 0. */

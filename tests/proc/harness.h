@@ -93,6 +93,8 @@ void mock_start(void);
 void replay_write(const char *path, unsigned n, unsigned poison_seq);
 
 void conf_write(unsigned n, unsigned rate, const char *extra);
+/* Replace the first `from` in E.conf with `to`. */
+void conf_replace(const char *from, const char *to);
 
 int segment_there(void *unused);
 
@@ -110,6 +112,8 @@ void ferryd_start(const char *watchdog_usec, const char *poison);
 
 /* No stage may have tripped a sanitizer: a crash it survived would hide it. */
 void check_log_clean(void);
+/* Sources not OK or holding messages, the in-flight table, the log's end. */
+void inflight_report(void);
 
 /* The same for the log at path. */
 void check_log_clean_at(const char *path);

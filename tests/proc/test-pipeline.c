@@ -212,11 +212,20 @@ static void test_sigterm_and_notify(void **state)
 	ferryd_start("400000", NULL); /* a watchdog of 400 ms */
 	assert_true(wait_until(notified, "WATCHDOG=1", 5000));
 	assert_true(wait_until(notified, "STATUS=", 5000));
-	/* Reload: RELOADING=1, then READY=1 again. */
+	/*
+	 * Reload: RELOADING=1, then READY=1 again; a changed shard count and
+	 * in-flight table are named as waiting for a restart of ferryd.
+	 */
+	conf_replace("shards = 2\n", "shards = 3\n");
+	conf_replace("[replay]\n", "[ingest]\nmax_inflight = 1024\n[replay]\n");
 	E.seen[0] = 0;
 	kill(E.ferryd, SIGHUP);
 	assert_true(wait_until(notified, "RELOADING=1", 5000));
 	assert_true(wait_until(notified, "READY=1", 5000));
+	assert_true(wait_until(log_has,
+			       "taken up only by a restart of ferryd: [ferry] shards, [ingest] "
+			       "max_inflight",
+			       5000));
 	assert_true(wait_until(acked_some, NULL, 20000));
 	ferryd_stop();
 	read = load64(&worker("ingest")->records_out);
