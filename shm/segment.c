@@ -502,7 +502,8 @@ struct shm_tenant *shm_worker_tenants(const struct shm_segment *seg, unsigned w)
 
 struct shm_tenant *shm_tenant_slot(struct shm_tenant *table, const char *tenant)
 {
-	size_t n = strnlen(tenant, SHM_TENANT_NAME_MAX);
+	/* A longer name is counted under its first SHM_TENANT_NAME_MAX - 1 bytes. */
+	size_t n = strnlen(tenant, SHM_TENANT_NAME_MAX - 1);
 	uint32_t h = 2166136261u;
 	unsigned i, s;
 
@@ -516,7 +517,7 @@ struct shm_tenant *shm_tenant_slot(struct shm_tenant *table, const char *tenant)
 			snprintf(t->name, sizeof(t->name), "%.*s", (int)n, tenant);
 			return t;
 		}
-		if (!strncmp(t->name, tenant, sizeof(t->name) - 1) && n < sizeof(t->name))
+		if (!strncmp(t->name, tenant, n) && !t->name[n])
 			return t;
 	}
 	s = SHM_TENANT_SLOTS - 1;

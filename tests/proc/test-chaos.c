@@ -508,12 +508,14 @@ static void test_chaos(void **state)
 					break;
 				next_dump = now_ns() + 3000000000ull;
 			}
-			if (now_ns() > end)
+			if (now_ns() > end) {
+				inflight_report();
 				fail_msg(
 					"%u of %u events never reached Kafka (first: %u; queue %u, "
 					"in flight %" PRIu64 "; log: %s/ferryd.log)",
 					missing, CH_N, first_missing, queue_depth(cl, qurl),
 					sources_sum(offsetof(struct shm_source, inflight)), E.dir);
+			}
 			sleep_ms(250);
 		}
 	}
@@ -531,10 +533,12 @@ static void test_chaos(void **state)
 		while (queue_depth(cl, qurl) ||
 		       sources_sum(offsetof(struct shm_source, inflight)) ||
 		       now_ns() < last_ingest + (CH_ACK_DL_S + 5) * 1000000000ull) {
-			if (now_ns() > end)
+			if (now_ns() > end) {
+				inflight_report();
 				fail_msg("sources not quiet: queue %u, in flight %" PRIu64,
 					 queue_depth(cl, qurl),
 					 sources_sum(offsetof(struct shm_source, inflight)));
+			}
 			sleep_ms(250);
 		}
 	}
@@ -1056,6 +1060,28 @@ static void test_bad_replay(void **state)
 	dead = dead_match(rows, nr);
 	assert_int_equal(dead, nr);
 	no_restarts();
+	{
+		/* map's tenant tables: what it mapped, and what it dead-lettered itself. */
+		uint64_t ok = 0, failed = 0, want_ok = BAD_GOOD, want_failed = 0;
+
+		for (unsigned i = 0; i < nr; i++) {
+			want_ok += !strcmp(rows[i].stage, "produce");
+			want_failed += !strcmp(rows[i].stage, "map");
+		}
+		for (unsigned s = 0; s < 2; s++) {
+			const struct shm_tenant *t = shm_worker_tenants(
+				E.seg, (unsigned)(worker(s ? "map.1" : "map.0") - E.seg->workers));
+
+			for (unsigned i = 0; i < SHM_TENANT_SLOTS; i++) {
+				ok += load64(&t[i].ok);
+				failed += load64(&t[i].failed);
+			}
+		}
+		if (ok != want_ok || failed != want_failed)
+			fail_msg("map's tenant tables: %" PRIu64 " ok, %" PRIu64
+				 " failed; want %" PRIu64 ", %" PRIu64,
+				 ok, failed, want_ok, want_failed);
+	}
 	printf("# bad input (replay): %u classes, each one dead letter of its stage and reason, "
 	       "none with plaintext; %u good events each once; no restart; %.1f s\n",
 	       nr, BAD_GOOD, secs_since(t0));

@@ -338,6 +338,13 @@ static void test_tenant_table(void **state)
 	b = shm_tenant_slot(t, "globex");
 	assert_ptr_not_equal(a, b);
 	assert_ptr_equal(shm_tenant_slot(t, "acme"), a);
+	/* A name longer than a slot holds: one slot, under its first 39 bytes, every time. */
+	b = shm_tenant_slot(t, "tenant-with-a-name-longer-than-forty-bytes-0123456789");
+	assert_string_equal(b->name, "tenant-with-a-name-longer-than-forty-by");
+	assert_ptr_equal(
+		shm_tenant_slot(t, "tenant-with-a-name-longer-than-forty-bytes-0123456789"), b);
+	assert_ptr_equal(shm_tenant_slot(t, "tenant-with-a-name-longer-than-forty-by"), b);
+	assert_ptr_not_equal(shm_tenant_slot(t, "tenant-with-a-name-longer-than-forty-b"), b);
 	/* Bounded: past 63 tenants, the last slot takes the rest. */
 	for (unsigned i = 0; i < 100; i++) {
 		struct shm_tenant *x;

@@ -219,7 +219,8 @@ static int decrypt_handle(struct worker *w, const struct ring_rec *rec, const ch
 	struct shm_tenant *t;
 	int r = decrypt_open(w, rec, reason, tenant, sizeof(tenant));
 
-	if (r == -ECANCELED || !d->tenants)
+	/* Not handled yet (stopping, or tried again with more room): not counted. */
+	if (r == -ECANCELED || r == -ENOSPC || !d->tenants)
 		return r;
 	t = shm_tenant_slot(d->tenants, tenant[0] ? tenant : "?");
 	__atomic_fetch_add(r < 0 ? &t->failed : &t->ok, 1, __ATOMIC_RELAXED);

@@ -39,6 +39,9 @@ struct map {
 	 * production, where this costs one NULL check per record.
 	 */
 	const char *poison;
+	struct shm_tenant *tenants; /* this worker's per-tenant counts (ferryctl top, metrics) */
+	struct msg_bytes tenant;    /* the current record's, as map_one() found it */
+	int dead;		    /* map_one() made the current record a dead letter itself */
 };
 
 static int map_init(struct worker *w)
@@ -51,6 +54,7 @@ static int map_init(struct worker *w)
 	m->mapper = mapper_new();
 	if (!m->mapper)
 		return -ENOMEM;
+	m->tenants = shm_worker_tenants(w->seg, w->index);
 	m->poison = getenv("FERRY_TEST_POISON");
 	if (m->poison && !*m->poison)
 		m->poison = NULL;
@@ -137,7 +141,7 @@ static int push_event(struct worker *w, const struct ring_rec *rec, const struct
 	return worker_push(w, 0, MSG_REC_EVENT, rec->seq, len);
 }
 
-static int map_handle(struct worker *w, const struct ring_rec *rec, const char **reason)
+static int map_one(struct worker *w, const struct ring_rec *rec, const char **reason)
 {
 	struct map *ctx = w->ctx;
 	unsigned char *headers = ctx->headers;
@@ -163,10 +167,14 @@ static int map_handle(struct worker *w, const struct ring_rec *rec, const char *
 	if (n < 0) {
 		/* A known type: its dead letter says which (ferryctl replay-dlq --type). */
 		legacy = mapper_legacy_type(ctx->mapper);
-		if (legacy && *reason && dead_with_type(w, rec, m, legacy, *reason) == 0)
+		ctx->tenant = tenant;
+		if (legacy && *reason && dead_with_type(w, rec, m, legacy, *reason) == 0) {
+			ctx->dead = 1;
 			return 0;
+		}
 		return n;
 	}
+	ctx->tenant = tenant;
 	e.received_ns = m.received_ns; /* produce measures delivery latency from it */
 	if (n == 0)		       /* filtered: a marker, so that produce acks the seq */
 		return push_event(w, rec, &e);
@@ -214,6 +222,27 @@ static int map_handle(struct worker *w, const struct ring_rec *rec, const char *
 			return r;
 	}
 	return 0;
+}
+
+/* Map one message and count it for its tenant, as decrypt does ("?": none named). */
+static int map_handle(struct worker *w, const struct ring_rec *rec, const char **reason)
+{
+	struct map *ctx = w->ctx;
+	char name[SHM_TENANT_NAME_MAX];
+	struct shm_tenant *t;
+	int r;
+
+	ctx->tenant.len = 0;
+	ctx->dead = 0;
+	r = map_one(w, rec, reason);
+	/* Not handled yet (stopping, or tried again with more room): not counted. */
+	if (r == -ECANCELED || r == -ENOSPC || !ctx->tenants)
+		return r;
+	snprintf(name, sizeof(name), "%.*s", (int)ctx->tenant.len,
+		 ctx->tenant.len ? (const char *)ctx->tenant.p : "?");
+	t = shm_tenant_slot(ctx->tenants, name);
+	__atomic_fetch_add(r < 0 || ctx->dead ? &t->failed : &t->ok, 1, __ATOMIC_RELAXED);
+	return r;
 }
 
 static const struct stage_ops map_ops = {
