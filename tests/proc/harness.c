@@ -312,7 +312,8 @@ void check_log_clean(void)
 /*
  * What ingest holds, on stdout: every source with messages in flight or a
  * health other than OK, every occupied slot of the in-flight table (at most
- * 40), and the last lines of ferryd.log. For a test's failure message.
+ * 40), ferryctl status and the last lines of ferryd.log. For a test's failure
+ * message.
  */
 void inflight_report(void)
 {
@@ -321,7 +322,7 @@ void inflight_report(void)
 	const struct shm_inflight *t = shm_inflight(E.seg);
 	uint64_t now = now_ns();
 	unsigned shown = 0;
-	char cmd[256];
+	char cmd[512];
 
 	for (unsigned i = 0; i < E.seg->hdr->n_sources; i++) {
 		const struct shm_source *s = &shm_sources(E.seg)[i];
@@ -349,9 +350,15 @@ void inflight_report(void)
 			       (double)(int64_t)(sl->deadline_ns - now) / 1e9, sl->extensions,
 			       sl->busy, sl->token_len);
 	}
-	printf("# %u slots occupied; the end of %s/ferryd.log:\n", shown, E.dir);
+	printf("# %u slots occupied; ferryctl status:\n", shown);
 	fflush(stdout);
-	snprintf(cmd, sizeof(cmd), "tail -n 40 '%s/ferryd.log' | sed 's/^/#   /'", E.dir);
+	snprintf(cmd, sizeof(cmd), "%s -i %s status 2>&1 | sed 's/^/#   /'", FERRYCTL_PATH,
+		 E.instance);
+	if (system(cmd) != 0)
+		printf("# (no status)\n");
+	printf("# the end of %s/ferryd.log:\n", E.dir);
+	fflush(stdout);
+	snprintf(cmd, sizeof(cmd), "tail -n 60 '%s/ferryd.log' | sed 's/^/#   /'", E.dir);
 	if (system(cmd) != 0)
 		printf("# (no log)\n");
 	fflush(stdout);
