@@ -53,6 +53,14 @@ int64_t envelope_decrypt(const struct envelope *e, const unsigned char key[ENVEL
 			 unsigned char *out, size_t cap, char *why, size_t whylen);
 
 /*
+ * envelope_decrypt() keeps one AES-256-GCM context per thread, set up once:
+ * per message only the key and IV are loaded (OpenSSL 3's full set-up cost
+ * a third of a message's decrypt). It holds the expanded key last used
+ * until the next message; this frees it, wiped (key ring flush, exit).
+ */
+void envelope_decrypt_wipe(void);
+
+/*
  * Encrypt plain under key as a version 1 envelope for tenant/version,
  * with a random IV and optional aad, into a newly allocated JSON string
  * (*ret, free() it). Returns 0 or -errno. For the envelope tool and tests.

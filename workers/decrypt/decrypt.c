@@ -83,6 +83,7 @@ static void decrypt_fini(struct worker *w)
 
 	if (!d)
 		return;
+	envelope_decrypt_wipe();
 	keyring_free(d->keys); /* stops the refresher, the only user of kms */
 	aws_client_free(d->kms);
 	aws_creds_provider_free(d->creds);
@@ -98,7 +99,17 @@ static void decrypt_reload(struct worker *w)
 	struct decrypt *d = w->ctx;
 
 	keyring_flush(d->keys);
+	envelope_decrypt_wipe();
 	log_info("key ring flushed: keys are read again on use");
+}
+
+/* b into ret as a string, cut to fit (snprintf's "%.*s" without its cost per message). */
+static void copy_bytes(char *ret, size_t len, struct msg_bytes b)
+{
+	size_t n = b.len < len ? b.len : len - 1;
+
+	memcpy(ret, b.p, n);
+	ret[n] = 0;
 }
 
 /* The tenant: the configured attribute, else the envelope's own field; both must agree. */
@@ -109,7 +120,7 @@ static int tenant_of(struct worker *w, const struct msg_source_view *m, const st
 	struct msg_bytes a;
 
 	if (msg_kv_find(m->attrs, w->cfg.tenant_attribute, &a) > 0) {
-		snprintf(ret, len, "%.*s", (int)a.len, (const char *)a.p);
+		copy_bytes(ret, len, a);
 		if (a.len >= len || (e->tenant[0] && strcmp(ret, e->tenant))) {
 			snprintf(d->why, sizeof(d->why),
 				 "decrypt: tenant mismatch: attribute '%.64s', envelope '%.64s'",
@@ -149,7 +160,7 @@ static int decrypt_open(struct worker *w, const struct ring_rec *rec, const char
 	}
 	/* Whatever happens next, the message is counted for the tenant it names. */
 	if (msg_kv_find(m.attrs, w->cfg.tenant_attribute, &a) > 0)
-		snprintf(tenant, tlen, "%.*s", (int)a.len, (const char *)a.p);
+		copy_bytes(tenant, tlen, a);
 	if (!d->keys)
 		return worker_emit(w, 0, MSG_REC_SOURCE, rec->seq, rec->data, rec->len);
 	r = envelope_parse(m.body.p, m.body.len, &e, why, sizeof(why));
