@@ -53,6 +53,7 @@
 #include "workers/ingest/replay-line.h"
 #include "workers/map/mapper.h"
 #include "workers/produce/headers.h"
+#include "workers/produce/kconf.h"
 
 #define PLAIN_TARGET	 1024 /* bytes of plaintext per legacy event */
 #define HEADERS_MAX	 65536
@@ -652,27 +653,20 @@ static int inl_flush(struct inl *b)
 
 static int inl_kafka(struct inl *b)
 {
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	char err[512];
+	char err[1024];
+	/* The same settings as produce: workers/produce/kconf.h. */
+	rd_kafka_conf_t *conf = produce_conf_new(&b->cfg, err, sizeof(err));
 
-	/* The same settings as produce: the config's [kafka] keys, then what it forces. */
-	for (size_t i = 0; i < b->cfg.n_kafka; i++)
-		if (rd_kafka_conf_set(conf, b->cfg.kafka[i].key, b->cfg.kafka[i].value, err,
-				      sizeof(err)) != RD_KAFKA_CONF_OK)
-			goto bad;
-	if (rd_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof(err)) ||
-	    rd_kafka_conf_set(conf, "acks", "all", err, sizeof(err)))
-		goto bad;
+	if (!conf) {
+		fprintf(stderr, "bench-e2e: %s\n", err);
+		return -EINVAL;
+	}
 	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
 	rd_kafka_conf_set_opaque(conf, b);
 	b->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
 	if (b->rk)
 		return 0;
 	fprintf(stderr, "bench-e2e: librdkafka: %s\n", err);
-	return -EINVAL;
-bad:
-	fprintf(stderr, "bench-e2e: librdkafka: %s\n", err);
-	rd_kafka_conf_destroy(conf);
 	return -EINVAL;
 }
 

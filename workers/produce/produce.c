@@ -48,6 +48,7 @@
 #include "workers/common/worker.h"
 #include "workers/map/catalog.h"
 #include "workers/produce/headers.h"
+#include "workers/produce/kconf.h"
 
 #define BATCH	 256
 #define RETRY_NS 1000000000ull
@@ -695,36 +696,10 @@ static int produce_init(struct worker *w)
 	/* What the last incarnation had in flight may reach Kafka twice. */
 	w->cb->redelivered += w->cb->inflight;
 	w->cb->inflight = 0;
-	conf = rd_kafka_conf_new();
-	/*
-	 * Kafka unreachable for a while is an outage to ride out, not a reason
-	 * to give events up: without a timeout librdkafka retries them until
-	 * Kafka is back (backpressure holds the sources meanwhile), and only a
-	 * permanent refusal (too large, not authorized, no such topic) comes
-	 * back as a delivery error and becomes a dead letter. librdkafka's
-	 * default of 5 minutes would turn an outage into dead letters without
-	 * values (never plaintext there), which cannot be replayed. A
-	 * message.timeout.ms in [kafka] still takes precedence.
-	 */
-	if (rd_kafka_conf_set(conf, "message.timeout.ms", "0", err, sizeof(err))) {
-		log_err("librdkafka: %s", err);
-		rd_kafka_conf_destroy(conf);
-		return -EINVAL;
-	}
-	for (size_t i = 0; i < w->cfg.n_kafka; i++) {
-		if (rd_kafka_conf_set(conf, w->cfg.kafka[i].key, w->cfg.kafka[i].value, err,
-				      sizeof(err)) != RD_KAFKA_CONF_OK) {
-			log_err("%s:%u: [kafka] %s: %s", w->cfg.path, w->cfg.kafka[i].line,
-				w->cfg.kafka[i].key, err);
-			rd_kafka_conf_destroy(conf);
-			return -EINVAL;
-		}
-	}
-	/* Not negotiable: nothing acked that is not in Kafka, no reordering. */
-	if (rd_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof(err)) ||
-	    rd_kafka_conf_set(conf, "acks", "all", err, sizeof(err))) {
-		log_err("librdkafka: %s", err);
-		rd_kafka_conf_destroy(conf);
+	/* message.timeout.ms 0 unless [kafka] sets it; idempotence and acks=all forced. */
+	conf = produce_conf_new(&w->cfg, err, sizeof(err));
+	if (!conf) {
+		log_err("%s", err);
 		return -EINVAL;
 	}
 	rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
