@@ -16,6 +16,7 @@
 #include "common/compiler.h"
 #include "common/msg.h"
 #include "shm/ring.h"
+#include "supervisor/view.h"
 
 #define NS 1000000000ull
 
@@ -369,6 +370,13 @@ static void render_sources(struct buf *b, const struct metrics_view *v)
 	};
 	const struct shm_source *src = shm_sources(v->seg);
 	unsigned n = src ? v->seg->hdr->n_sources : 0;
+	uint64_t *oldest = calloc(n ? n : 1, 2 * sizeof(*oldest));
+
+	if (!oldest) {
+		b->oom = 1;
+		return;
+	}
+	view_inflight_scan(v->seg, n, v->now, oldest, oldest + n);
 
 	family(b, "ferry_source_health", "gauge",
 	       "Health of the source: 0 idle (not polled yet), 1 ok, 2 retrying (network or 5xx), "
@@ -391,6 +399,17 @@ static void render_sources(struct buf *b, const struct metrics_view *v)
 			bprintf(b, "%" PRIu64 "\n", ld64(val));
 		}
 	}
+	family(b, "ferry_source_lag_seconds", "gauge",
+	       "Age of the source's oldest message in ingest's in-flight table, 0 when none: "
+	       "growing towards the visibility timeout / ack deadline, messages are stuck");
+	for (unsigned i = 0; i < n; i++) {
+		sample(b, v, "ferry_source_lag_seconds", "source", src[i].name,
+		       strnlen(src[i].name, SHM_SOURCE_NAME_MAX), "kind",
+		       msg_source_name(src[i].kind));
+		bprintf(b, "%.3f\n",
+			oldest[i] && v->now > oldest[i] ? (double)(v->now - oldest[i]) / 1e9 : 0.0);
+	}
+	free(oldest);
 }
 
 /* One (tenant, stage kind) with its sums over the shards. */

@@ -74,12 +74,15 @@ static void take_source(const struct shm_source *src, struct view_source *s)
  * so a slot may be half-updated: a receipt time in the future or a source
  * index out of range is skipped, not trusted.
  */
-static void scan_inflight(const struct shm_segment *seg, struct view *v)
+void view_inflight_scan(const struct shm_segment *seg, unsigned n, uint64_t now, uint64_t *oldest,
+			uint64_t *count)
 {
 	const struct shm_inflight *t = shm_inflight(seg);
-	uint64_t now = v->taken_ns;
+	unsigned slots = seg->hdr->inflight_slots;
 
-	for (unsigned i = 0; i < v->inflight_slots; i++) {
+	memset(oldest, 0, n * sizeof(*oldest));
+	memset(count, 0, n * sizeof(*count));
+	for (unsigned i = 0; t && i < slots; i++) {
 		uint32_t state = LOAD(&t[i].state);
 		uint64_t rx;
 		uint16_t src;
@@ -88,12 +91,27 @@ static void scan_inflight(const struct shm_segment *seg, struct view *v)
 			continue;
 		src = LOAD(&t[i].source);
 		rx = LOAD(&t[i].received_ns);
-		if (src >= v->n_sources || !rx || rx > now)
+		if (src >= n || !rx || rx > now)
 			continue;
-		v->sources[src].in_table++;
-		if (!v->sources[src].oldest_ns || rx < v->sources[src].oldest_ns)
-			v->sources[src].oldest_ns = rx;
+		count[src]++;
+		if (!oldest[src] || rx < oldest[src])
+			oldest[src] = rx;
 	}
+}
+
+static int scan_inflight(const struct shm_segment *seg, struct view *v)
+{
+	uint64_t *oldest = calloc(v->n_sources ? v->n_sources : 1, 2 * sizeof(*oldest));
+
+	if (!oldest)
+		return -ENOMEM;
+	view_inflight_scan(seg, v->n_sources, v->taken_ns, oldest, oldest + v->n_sources);
+	for (unsigned i = 0; i < v->n_sources; i++) {
+		v->sources[i].oldest_ns = oldest[i];
+		v->sources[i].in_table = oldest[v->n_sources + i];
+	}
+	free(oldest);
+	return 0;
 }
 
 static int take_tenants(const struct shm_segment *seg, struct view *v)
@@ -178,8 +196,9 @@ int view_take(struct shm_segment *seg, struct view *v, char *err, size_t errlen)
 	}
 	for (unsigned i = 0; i < v->n_sources; i++)
 		take_source(&src[i], &v->sources[i]);
-	scan_inflight(seg, v);
-	r = take_tenants(seg, v);
+	r = scan_inflight(seg, v);
+	if (r == 0)
+		r = take_tenants(seg, v);
 	if (r < 0) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;

@@ -97,6 +97,15 @@ struct view {
  */
 int view_take(struct shm_segment *seg, struct view *v, char *err, size_t errlen);
 
+/*
+ * Per source (the first n of seg's), into oldest[] the CLOCK_MONOTONIC
+ * receipt of its oldest message in the in-flight table (0: none) and into
+ * count[] how many it has there; slots received after now are skipped.
+ * view_take()'s scan, and ferryd's for /metrics.
+ */
+void view_inflight_scan(const struct shm_segment *seg, unsigned n, uint64_t now, uint64_t *oldest,
+			uint64_t *count);
+
 /* Free what view_take() allocated; v is zeroed. Accepts a zeroed view, safe twice. */
 void view_free(struct view *v);
 

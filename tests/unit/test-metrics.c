@@ -148,6 +148,20 @@ static void test_render(void **state)
 	src[0].received = 40;
 	src[0].acked = 30;
 	src[0].inflight = 10;
+	{
+		/* Two of the queue's messages in the in-flight table, the older 12.5 s old. */
+		struct shm_inflight *tab = shm_inflight(f->seg);
+
+		assert_non_null(tab);
+		tab[3] = (struct shm_inflight){.seq = 3,
+					       .state = SHM_INFLIGHT_PIPELINE,
+					       .source = 0,
+					       .received_ns = f->v.now - 12500000000ull};
+		tab[4] = (struct shm_inflight){.seq = 4,
+					       .state = SHM_INFLIGHT_ACKED,
+					       .source = 0,
+					       .received_ns = f->v.now - 2000000000ull};
+	}
 	f->self = (struct proc_sample){.cpu_ns = 2000000000ull, .rss_bytes = 4096, .open_fds = 9};
 
 	text = metrics_render(&f->v, &len);
@@ -182,6 +196,15 @@ static void test_render(void **state)
 	hasf(text,
 	     "ferry_source_inflight{instance=\"%s\",source=\"replay.jsonl\",kind=\"replay\"} "
 	     "0\n",
+	     f->instance);
+	/* lag: the age of a source's oldest message in the in-flight table, 0 without one */
+	hasf(text,
+	     "ferry_source_lag_seconds{instance=\"%s\",source=\"https://sqs.example/1/"
+	     "q\\\"uote\\\\back\",kind=\"sqs\"} 12.500\n",
+	     f->instance);
+	hasf(text,
+	     "ferry_source_lag_seconds{instance=\"%s\",source=\"replay.jsonl\",kind=\"replay\"} "
+	     "0.000\n",
 	     f->instance);
 	has(text, "kind=\"sqs\"} 40\n");
 	/* tenants: summed over the two map shards */
