@@ -238,8 +238,14 @@ static int map_handle(struct worker *w, const struct ring_rec *rec, const char *
 	/* Not handled yet (stopping, or tried again with more room): not counted. */
 	if (r == -ECANCELED || r == -ENOSPC || !ctx->tenants)
 		return r;
-	snprintf(name, sizeof(name), "%.*s", (int)ctx->tenant.len,
-		 ctx->tenant.len ? (const char *)ctx->tenant.p : "?");
+	if (ctx->tenant.len) { /* cut to a slot's name, as shm_tenant_slot() would */
+		size_t n = ctx->tenant.len < sizeof(name) ? ctx->tenant.len : sizeof(name) - 1;
+
+		memcpy(name, ctx->tenant.p, n);
+		name[n] = 0;
+	} else {
+		strcpy(name, "?");
+	}
 	t = shm_tenant_slot(ctx->tenants, name);
 	__atomic_fetch_add(r < 0 || ctx->dead ? &t->failed : &t->ok, 1, __ATOMIC_RELAXED);
 	return r;
