@@ -343,6 +343,14 @@ out:
 	free(ok);
 }
 
+/* The start of a source's sample line: name{instance,source,kind}. */
+static void source_sample(struct buf *b, const struct metrics_view *v, const char *name,
+			  const struct shm_source *src)
+{
+	sample(b, v, name, "source", src->name, strnlen(src->name, SHM_SOURCE_NAME_MAX), "kind",
+	       msg_source_name(src->kind));
+}
+
 static void render_sources(struct buf *b, const struct metrics_view *v)
 {
 	static const struct {
@@ -382,9 +390,7 @@ static void render_sources(struct buf *b, const struct metrics_view *v)
 	       "Health of the source: 0 idle (not polled yet), 1 ok, 2 retrying (network or 5xx), "
 	       "3 failing (4xx: needs an operator)");
 	for (unsigned i = 0; i < n; i++) {
-		sample(b, v, "ferry_source_health", "source", src[i].name,
-		       strnlen(src[i].name, SHM_SOURCE_NAME_MAX), "kind",
-		       msg_source_name(src[i].kind));
+		source_sample(b, v, "ferry_source_health", &src[i]);
 		bprintf(b, "%" PRIu32 "\n", ld32(&src[i].health));
 	}
 	for (unsigned f = 0; f < ARRAY_SIZE(fam); f++) {
@@ -393,9 +399,7 @@ static void render_sources(struct buf *b, const struct metrics_view *v)
 			const uint64_t *val =
 				(const uint64_t *)((const char *)&src[i] + fam[f].off);
 
-			sample(b, v, fam[f].name, "source", src[i].name,
-			       strnlen(src[i].name, SHM_SOURCE_NAME_MAX), "kind",
-			       msg_source_name(src[i].kind));
+			source_sample(b, v, fam[f].name, &src[i]);
 			bprintf(b, "%" PRIu64 "\n", ld64(val));
 		}
 	}
@@ -403,9 +407,7 @@ static void render_sources(struct buf *b, const struct metrics_view *v)
 	       "Age of the source's oldest message in ingest's in-flight table, 0 when none: "
 	       "growing towards the visibility timeout / ack deadline, messages are stuck");
 	for (unsigned i = 0; i < n; i++) {
-		sample(b, v, "ferry_source_lag_seconds", "source", src[i].name,
-		       strnlen(src[i].name, SHM_SOURCE_NAME_MAX), "kind",
-		       msg_source_name(src[i].kind));
+		source_sample(b, v, "ferry_source_lag_seconds", &src[i]);
 		bprintf(b, "%.3f\n",
 			oldest[i] && v->now > oldest[i] ? (double)(v->now - oldest[i]) / 1e9 : 0.0);
 	}
