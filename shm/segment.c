@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/compiler.h"
 #include "common/time.h"
 
 #define PAGE 4096u
@@ -500,15 +501,13 @@ struct shm_tenant *shm_worker_tenants(const struct shm_segment *seg, unsigned w)
 	       (size_t)w * SHM_TENANT_SLOTS;
 }
 
-struct shm_tenant *shm_tenant_slot(struct shm_tenant *table, const char *tenant)
+struct shm_tenant *shm_tenant_slot_n(struct shm_tenant *table, const char *tenant, size_t len)
 {
 	/* A longer name is counted under its first SHM_TENANT_NAME_MAX - 1 bytes. */
-	size_t n = strnlen(tenant, SHM_TENANT_NAME_MAX - 1);
-	uint32_t h = 2166136261u;
+	size_t n = strnlen(tenant, len < SHM_TENANT_NAME_MAX - 1 ? len : SHM_TENANT_NAME_MAX - 1);
+	uint32_t h = fnv1a32(tenant, n);
 	unsigned i, s;
 
-	for (i = 0; i < n; i++)
-		h = (h ^ (unsigned char)tenant[i]) * 16777619u;
 	/* Open addressing over all but the last slot, which takes the rest. */
 	for (i = 0; i < SHM_TENANT_SLOTS - 1; i++) {
 		struct shm_tenant *t = &table[(h + i) % (SHM_TENANT_SLOTS - 1)];
@@ -524,6 +523,11 @@ struct shm_tenant *shm_tenant_slot(struct shm_tenant *table, const char *tenant)
 	if (!table[s].name[0])
 		strcpy(table[s].name, "*");
 	return &table[s];
+}
+
+struct shm_tenant *shm_tenant_slot(struct shm_tenant *table, const char *tenant)
+{
+	return shm_tenant_slot_n(table, tenant, SHM_TENANT_NAME_MAX - 1);
 }
 
 struct shm_source *shm_sources(const struct shm_segment *seg)

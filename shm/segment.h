@@ -351,6 +351,9 @@ struct shm_tenant *shm_worker_tenants(const struct shm_segment *seg, unsigned w)
  */
 struct shm_tenant *shm_tenant_slot(struct shm_tenant *table, const char *tenant);
 
+/* The same for a name of len bytes, not NUL-terminated (it stops at a NUL, too). */
+struct shm_tenant *shm_tenant_slot_n(struct shm_tenant *table, const char *tenant, size_t len);
+
 /* The source table (hdr->n_sources entries) and the in-flight table (hdr->inflight_slots). */
 struct shm_source *shm_sources(const struct shm_segment *seg);
 struct shm_inflight *shm_inflight(const struct shm_segment *seg);

@@ -338,6 +338,8 @@ static void test_tenant_table(void **state)
 	b = shm_tenant_slot(t, "globex");
 	assert_ptr_not_equal(a, b);
 	assert_ptr_equal(shm_tenant_slot(t, "acme"), a);
+	/* By length: the first 4 bytes of a longer buffer are "acme". */
+	assert_ptr_equal(shm_tenant_slot_n(t, "acmeXYZ", 4), a);
 	/* A name longer than a slot holds: one slot, under its first 39 bytes, every time. */
 	b = shm_tenant_slot(t, "tenant-with-a-name-longer-than-forty-bytes-0123456789");
 	assert_string_equal(b->name, "tenant-with-a-name-longer-than-forty-by");

@@ -163,18 +163,17 @@ static int map_one(struct worker *w, const struct ring_rec *rec, const char **re
 		*reason = "map: unreadable attributes";
 		return -EBADMSG;
 	}
+	ctx->tenant = tenant;
 	n = mapper_map(ctx->mapper, tenant.p, tenant.len, m.body.p, m.body.len, reason);
 	if (n < 0) {
 		/* A known type: its dead letter says which (ferryctl replay-dlq --type). */
 		legacy = mapper_legacy_type(ctx->mapper);
-		ctx->tenant = tenant;
 		if (legacy && *reason && dead_with_type(w, rec, m, legacy, *reason) == 0) {
 			ctx->dead = 1;
 			return 0;
 		}
 		return n;
 	}
-	ctx->tenant = tenant;
 	e.received_ns = m.received_ns; /* produce measures delivery latency from it */
 	if (n == 0)		       /* filtered: a marker, so that produce acks the seq */
 		return push_event(w, rec, &e);
@@ -228,7 +227,6 @@ static int map_one(struct worker *w, const struct ring_rec *rec, const char **re
 static int map_handle(struct worker *w, const struct ring_rec *rec, const char **reason)
 {
 	struct map *ctx = w->ctx;
-	char name[SHM_TENANT_NAME_MAX];
 	struct shm_tenant *t;
 	int r;
 
@@ -238,15 +236,9 @@ static int map_handle(struct worker *w, const struct ring_rec *rec, const char *
 	/* Not handled yet (stopping, or tried again with more room): not counted. */
 	if (r == -ECANCELED || r == -ENOSPC || !ctx->tenants)
 		return r;
-	if (ctx->tenant.len) { /* cut to a slot's name, as shm_tenant_slot() would */
-		size_t n = ctx->tenant.len < sizeof(name) ? ctx->tenant.len : sizeof(name) - 1;
-
-		memcpy(name, ctx->tenant.p, n);
-		name[n] = 0;
-	} else {
-		strcpy(name, "?");
-	}
-	t = shm_tenant_slot(ctx->tenants, name);
+	t = ctx->tenant.len
+		    ? shm_tenant_slot_n(ctx->tenants, (const char *)ctx->tenant.p, ctx->tenant.len)
+		    : shm_tenant_slot(ctx->tenants, "?");
 	__atomic_fetch_add(r < 0 || ctx->dead ? &t->failed : &t->ok, 1, __ATOMIC_RELAXED);
 	return r;
 }
