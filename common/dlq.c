@@ -73,11 +73,9 @@ const char *dlq_verdict_name(enum dlq_verdict v)
 
 static int bytes_eq(struct msg_bytes b, const char *s, int nocase)
 {
-	size_t n = strlen(s);
-
-	if (b.len != n)
-		return 0;
-	return nocase ? !strncasecmp(b.p, s, n) : !memcmp(b.p, s, n);
+	if (!nocase)
+		return msg_bytes_is(b, s);
+	return b.len == strlen(s) && !strncasecmp(b.p, s, b.len);
 }
 
 static int bytes_has(struct msg_bytes b, const char *needle)

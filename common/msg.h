@@ -26,6 +26,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "shm/ring.h"
 
@@ -109,6 +110,14 @@ struct msg_kv {
 	struct msg_bytes key;
 	struct msg_bytes value;
 };
+
+/* Whether b holds exactly the string s. */
+static inline int msg_bytes_is(struct msg_bytes b, const char *s)
+{
+	size_t n = strlen(s);
+
+	return b.len == n && !memcmp(b.p, s, n);
+}
 
 /* Bytes an encoded key/value pair takes. */
 static inline uint32_t msg_kv_size(uint32_t klen, uint32_t vlen)

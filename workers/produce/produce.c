@@ -258,8 +258,7 @@ static int framed_value(struct produce *p, const struct msg_event_view *ev, void
 		snprintf(why, whylen, "produce: unknown catalog type %u", ev->type);
 		return -ENOENT;
 	}
-	if (!p->record_strategy &&
-	    (strlen(ce->topic) != ev->topic.len || memcmp(ce->topic, ev->topic.p, ev->topic.len))) {
+	if (!p->record_strategy && !msg_bytes_is(ev->topic, ce->topic)) {
 		snprintf(why, whylen, "produce: topic not %.50s: its schema unchecked", ce->topic);
 		return -ENOENT;
 	}
@@ -293,12 +292,8 @@ static rd_kafka_topic_t *topic_of(struct produce *p, const struct msg_event_view
 	char name[256];
 
 	*own = 0;
-	if (t) {
-		const char *have = rd_kafka_topic_name(t);
-
-		if (strlen(have) == ev->topic.len && !memcmp(have, ev->topic.p, ev->topic.len))
-			return t;
-	}
+	if (t && msg_bytes_is(ev->topic, rd_kafka_topic_name(t)))
+		return t;
 	snprintf(name, sizeof(name), "%.*s", (int)ev->topic.len, (const char *)ev->topic.p);
 	t = rd_kafka_topic_new(p->rk, name, NULL);
 	if (t && ev->type < CATALOG_N && !p->rkt[ev->type])
