@@ -497,19 +497,19 @@ static size_t config_segment(const char *p, size_t max)
  */
 static bool config_queue_ok(const char *s)
 {
-	const char *p;
+	const char *host, *p;
 	size_t n;
 
 	if (!strncmp(s, "https://", 8))
-		p = s + 8;
+		host = s + 8;
 	else if (!strncmp(s, "http://", 7))
-		p = s + 7;
+		host = s + 7;
 	else
 		return false;
 	if (strlen(s) >= 512)
 		return false;
-	p = strchr(p, '/'); /* after the host */
-	if (!p || p == s + 8 || p == s + 7)
+	p = strchr(host, '/'); /* after the host */
+	if (!p || p == host)
 		return false;
 	n = config_segment(++p, 64); /* the account */
 	if (!n || p[n] != '/')

@@ -859,6 +859,7 @@ static void test_source_lists(void **state)
 	expect_bad(f, "sqs", "queue", "https://sqs.eu-west-1.amazonaws.com/123456789012/");
 	expect_bad(f, "sqs", "queue", "https://sqs.eu-west-1.amazonaws.com/123456789012/a/b");
 	expect_bad(f, "sqs", "queue", "https:///123456789012/a");
+	expect_bad(f, "sqs", "queue", "http:///123456789012/a");
 	expect_bad(f, "sqs", "queue", "https://h/123456789012/a?x=1");
 	expect_bad(f, "sqs", "queue", "https://h/123456789012/a.fif");
 	/* Two URLs run together on one line are not one queue. */
@@ -873,12 +874,13 @@ static void test_source_lists(void **state)
 		snprintf(good, sizeof(good),
 			 "[sqs]\nqueue = https://h/123456789012/A_z-9\n"
 			 "queue = http://127.0.0.1:5000/000000000000/ferry-in.fifo\n"
+			 "queue = http://h/1/a\n"
 			 "queue = https://h/1/%.*s\n",
 			 80,
 			 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 			 "aaaaaaa");
 		load_ok(f, good);
-		assert_int_equal(f->cfg.sqs_queues.n, 3);
+		assert_int_equal(f->cfg.sqs_queues.n, 4);
 	}
 	expect_bad(f, "pubsub", "subscription", "projects/p/topics/t");
 	expect_bad(f, "pubsub", "subscription", "projects/p/subscriptions/ab");
