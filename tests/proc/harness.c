@@ -135,11 +135,6 @@ void mock_start(void)
 	assert_true(sscanf(buf, "bootstrap=%255s", E.bootstrap) == 1);
 }
 
-/*
- * A replay file of n legacy events (ROOMDEACTIVATED: one catalog event
- * each) for 20 tenants; the message of seq poison_seq (if any) carries the
- * string that makes map crash under FERRY_TEST_POISON.
- */
 /* One replay line: id m-<i>, the tenant attribute, traceparent when trace is set. */
 static void replay_line(FILE *f, unsigned i, const char *tenant, const char *trace,
 			const char *body)
@@ -160,6 +155,11 @@ static void replay_line(FILE *f, unsigned i, const char *tenant, const char *tra
 	cJSON_Delete(j);
 }
 
+/*
+ * A replay file of n legacy events (ROOMDEACTIVATED: one catalog event
+ * each) for 20 tenants; the message of seq poison_seq (if any) carries the
+ * string that makes map crash under FERRY_TEST_POISON.
+ */
 void replay_write(const char *path, unsigned n, unsigned poison_seq)
 {
 	FILE *f = fopen(path, "w");
@@ -310,31 +310,19 @@ void check_log_clean(void)
 }
 
 /*
- * What ingest holds, on stdout: every source with messages in flight or a
- * health other than OK, every occupied slot of the in-flight table (at most
- * 40), ferryctl status and the last lines of ferryd.log. For a test's failure
- * message.
+ * What ingest holds, on stdout: every occupied slot of the in-flight table
+ * (at most 40), then ferryctl status (stages, sources with their health and
+ * last error, tenants, rings) and the last lines of ferryd.log. For a test's
+ * failure message.
  */
 void inflight_report(void)
 {
-	static const char *const health[] = {"idle", "ok", "retrying", "FAILING"};
 	static const char *const state[] = {"free", "received", "pipeline", "acked", "returning"};
 	const struct shm_inflight *t = shm_inflight(E.seg);
 	uint64_t now = now_ns();
 	unsigned shown = 0;
 	char cmd[512];
 
-	for (unsigned i = 0; i < E.seg->hdr->n_sources; i++) {
-		const struct shm_source *s = &shm_sources(E.seg)[i];
-		uint32_t h = __atomic_load_n(&s->health, __ATOMIC_RELAXED);
-
-		if (load64(&s->inflight) || h != SHM_SOURCE_OK)
-			printf("# source %u %.*s: %s, in flight %" PRIu64 ", received %" PRIu64
-			       ", acked %" PRIu64 ", errors %" PRIu64 ", last error \"%.*s\"\n",
-			       i, SHM_SOURCE_NAME_MAX, s->name, h < 4 ? health[h] : "?",
-			       load64(&s->inflight), load64(&s->received), load64(&s->acked),
-			       load64(&s->errors), SHM_SOURCE_ERROR_MAX, s->last_error);
-	}
 	for (uint32_t i = 0; t && i < E.seg->hdr->inflight_slots; i++) {
 		const struct shm_inflight *sl = &t[i];
 		uint64_t seq = load64(&sl->seq);

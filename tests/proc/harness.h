@@ -112,11 +112,12 @@ void ferryd_start(const char *watchdog_usec, const char *poison);
 
 /* No stage may have tripped a sanitizer: a crash it survived would hide it. */
 void check_log_clean(void);
-/* Sources not OK or holding messages, the in-flight table, the log's end. */
-void inflight_report(void);
 
 /* The same for the log at path. */
 void check_log_clean_at(const char *path);
+
+/* The in-flight table, ferryctl status and the log's end, on stdout (a failure's context). */
+void inflight_report(void);
 
 /* SIGTERM ferryd and expect a drained exit 0. */
 void ferryd_stop(void);

@@ -1069,8 +1069,8 @@ static void test_bad_replay(void **state)
 			want_failed += !strcmp(rows[i].stage, "map");
 		}
 		for (unsigned s = 0; s < 2; s++) {
-			const struct shm_tenant *t = shm_worker_tenants(
-				E.seg, (unsigned)(worker(s ? "map.1" : "map.0") - E.seg->workers));
+			const struct shm_tenant *t =
+				shm_worker_tenants(E.seg, worker(s ? "map.1" : "map.0")->index);
 
 			for (unsigned i = 0; i < SHM_TENANT_SLOTS; i++) {
 				ok += load64(&t[i].ok);
