@@ -76,42 +76,42 @@ static void expect(rd_kafka_conf_t *conf, const char *key, const char *want)
 		fail_msg("%s = %s, want %s", key, val, want);
 }
 
-static void test_defaults(void **state)
-{
-	struct fixture *f = *state;
-	rd_kafka_conf_t *conf = conf_of(f, "[kafka]\nbootstrap.servers = 127.0.0.1:9092\n");
-
-	assert_non_null(conf);
+/* A [kafka] section and what librdkafka must then hold (key, value; NULL ends). */
+static const struct {
+	const char *what, *kafka;
+	const char *want[5][2];
+} cases[] = {
 	/* librdkafka's default is 300000: an outage of 5 minutes would dead-letter events. */
-	expect(conf, "message.timeout.ms", "0");
-	expect(conf, "enable.idempotence", "true");
-	expect(conf, "acks", "-1"); /* "all" */
-	expect(conf, "bootstrap.servers", "127.0.0.1:9092");
-	rd_kafka_conf_destroy(conf);
-}
+	{"defaults",
+	 "bootstrap.servers = 127.0.0.1:9092\n",
+	 {{"message.timeout.ms", "0"},
+	  {"enable.idempotence", "true"},
+	  {"acks", "-1"}, /* "all" */
+	  {"bootstrap.servers", "127.0.0.1:9092"}}},
+	{"[kafka] as written (an operator's own timeout)",
+	 "bootstrap.servers = k:9092\nmessage.timeout.ms = 60000\nlinger.ms = 20\n",
+	 {{"message.timeout.ms", "60000"}, {"linger.ms", "20"}}},
+	{"idempotence and acks=all forced",
+	 "bootstrap.servers = k:9092\nenable.idempotence = false\nacks = 1\n",
+	 {{"enable.idempotence", "true"}, {"acks", "-1"}}},
+};
 
-static void test_kafka_section(void **state)
+static void test_settings(void **state)
 {
 	struct fixture *f = *state;
-	rd_kafka_conf_t *conf = conf_of(f, "[kafka]\nbootstrap.servers = k:9092\n"
-					   "message.timeout.ms = 60000\nlinger.ms = 20\n");
 
-	assert_non_null(conf);
-	expect(conf, "message.timeout.ms", "60000"); /* an operator's own choice */
-	expect(conf, "linger.ms", "20");
-	rd_kafka_conf_destroy(conf);
-}
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		char text[256];
+		rd_kafka_conf_t *conf;
 
-static void test_forced(void **state)
-{
-	struct fixture *f = *state;
-	rd_kafka_conf_t *conf = conf_of(f, "[kafka]\nbootstrap.servers = k:9092\n"
-					   "enable.idempotence = false\nacks = 1\n");
-
-	assert_non_null(conf);
-	expect(conf, "enable.idempotence", "true");
-	expect(conf, "acks", "-1");
-	rd_kafka_conf_destroy(conf);
+		snprintf(text, sizeof(text), "[kafka]\n%s", cases[c].kafka);
+		conf = conf_of(f, text);
+		if (!conf)
+			fail_msg("%s: %s", cases[c].what, f->err);
+		for (size_t k = 0; k < 5 && cases[c].want[k][0]; k++)
+			expect(conf, cases[c].want[k][0], cases[c].want[k][1]);
+		rd_kafka_conf_destroy(conf);
+	}
 }
 
 static void test_refused(void **state)
@@ -139,9 +139,7 @@ static void test_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_kafka_section, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_forced, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_settings, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
 	};
 
